@@ -1,0 +1,57 @@
+"""The ``fedssl`` command: one entry point, sub-commands owned by their packages.
+
+Sub-command modules are imported only when chosen, so ``fedssl --help`` is instant
+and this module (in the framework-free ``common``) never imports Flower itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+# name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("simulations.simulate", "federated SSL pretraining in a local Flower simulation"),
+}
+
+# Flower must never phone home nor pip/uv-install anything at run time.
+SAFE_ENV = {
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+}
+
+
+def apply_safe_env() -> None:
+    for key, value in SAFE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fedssl",
+        description="Federated self-supervised learning with secure aggregation (SecAgg+) on Flower.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    apply_safe_env()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    module = importlib.import_module(args._module)
+    return int(module.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

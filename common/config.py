@@ -1,0 +1,207 @@
+"""One run's configuration: flat kebab-case keys, typed, validated before round 1.
+
+The same keys appear in ``[tool.flwr.app.config]`` (the Flower way), as
+``fedssl simulate`` options, and in every training instruction the server sends,
+so a client never has to guess which hyper-parameters the server meant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+Scalar = bool | int | float | str
+
+# The largest number of clients whose quantized sum fits SecAgg+'s modulus:
+# beyond modulus/quantization the sum wraps around silently (DESIGN.md §4).
+DEFAULT_QUANTIZATION_RANGE = 2**22
+DEFAULT_MODULUS_RANGE = 2**32
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key."""
+
+
+def _key(name: str) -> str:
+    return name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a federated SSL run (defaults: the README's main job)."""
+
+    dataset: str = "hapt"
+    partition: str = "auto"  # natural when the data has client ids, else iid
+    num_clients: int = 0  # 0: every natural client of the pretraining pool (HAPT: 21 users)
+    method: str = "simclr"
+    num_server_rounds: int = 15
+    fraction_train: float = 1.0
+    local_epochs: int = 2
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    secure_aggregation: bool = True
+    num_shares: int = 0  # 0: auto (see secagg_shares)
+    reconstruction_threshold: int = 0  # 0: auto, a majority of num_shares
+    secagg_timeout: float = 300.0
+    clipping_range: float = 8.0
+    quantization_range: int = DEFAULT_QUANTIZATION_RANGE
+    modulus_range: int = DEFAULT_MODULUS_RANGE
+    max_weight: float = 0.0  # 0: auto, the largest client's sample count
+    max_failed_rounds: int = 0
+    evaluate: bool = True  # linear probe on the server when it can read the data set
+    out_dir: str = ""
+
+    # ---- conversions -------------------------------------------------------------
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any]) -> RunConfig:
+        """Build from kebab-case keys (Flower run config or a training instruction).
+
+        Unknown keys are refused, because a typo silently ignored is a wasted run.
+        """
+        known = {_key(f.name): f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in flat.items():
+            if key not in known:
+                raise ConfigError(
+                    f"unknown config key {key!r}; known keys: {', '.join(sorted(known))}"
+                )
+            f = known[key]
+            values[f.name] = _coerce(key, raw, cls.__dataclass_fields__[f.name].default)
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def to_flat(self) -> dict[str, Scalar]:
+        """Kebab-case dict of scalars, fit for a Flower ConfigRecord."""
+        out: dict[str, Scalar] = {}
+        for f in fields(self):
+            out[_key(f.name)] = getattr(self, f.name)
+        return out
+
+    def replace(self, **changes: Any) -> RunConfig:
+        cfg = dataclasses.replace(self, **changes)
+        cfg.validate()
+        return cfg
+
+    # ---- validation --------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Refuse bad values before any round runs, naming the key."""
+        positive_ints = ("num-server-rounds", "local-epochs", "batch-size")
+        for key in positive_ints:
+            if getattr(self, key.replace("-", "_")) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key.replace('-', '_'))}")
+        if self.num_clients < 0:
+            raise ConfigError(
+                f"num-clients must be >= 0 (0 = all natural clients), got {self.num_clients}"
+            )
+        if not 0.0 < self.fraction_train <= 1.0:
+            raise ConfigError(f"fraction-train must be in (0, 1], got {self.fraction_train}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ConfigError(
+                f"learning-rate must be a positive finite number, got {self.learning_rate}"
+            )
+        if self.max_failed_rounds < 0:
+            raise ConfigError(f"max-failed-rounds must be >= 0, got {self.max_failed_rounds}")
+        if self.secagg_timeout <= 0:
+            raise ConfigError(f"secagg-timeout must be > 0 seconds, got {self.secagg_timeout}")
+        if self.clipping_range <= 0:
+            raise ConfigError(f"clipping-range must be > 0, got {self.clipping_range}")
+        if self.quantization_range <= 0 or self.modulus_range <= self.quantization_range:
+            raise ConfigError("modulus-range must be greater than quantization-range (both > 0)")
+        if bin(self.modulus_range).count("1") != 1:
+            raise ConfigError(f"modulus-range must be a power of 2, got {self.modulus_range}")
+        if self.num_shares and self.num_shares <= 2:
+            raise ConfigError(f"num-shares must be > 2 (or 0 for auto), got {self.num_shares}")
+        if self.reconstruction_threshold < 0 or self.reconstruction_threshold == 1:
+            raise ConfigError(
+                "reconstruction-threshold must be >= 2 (or 0 for auto), "
+                f"got {self.reconstruction_threshold}"
+            )
+        if (
+            self.num_shares
+            and self.reconstruction_threshold
+            and self.reconstruction_threshold >= self.num_shares
+        ):
+            raise ConfigError(
+                f"reconstruction-threshold ({self.reconstruction_threshold}) must be less than "
+                f"num-shares ({self.num_shares})"
+            )
+        if self.max_weight < 0:
+            raise ConfigError(f"max-weight must be >= 0 (0 = auto), got {self.max_weight}")
+
+    def validate_for_clients(self, clients_per_round: int) -> None:
+        """Checks that need the number of clients sampled per round."""
+        if not self.secure_aggregation:
+            return
+        if clients_per_round < 3:
+            raise ConfigError(
+                f"secure aggregation needs at least 3 clients per round, got {clients_per_round} "
+                "(raise num-clients or fraction-train, or switch secure-aggregation off)"
+            )
+        limit = self.modulus_range // self.quantization_range
+        if clients_per_round > limit:
+            raise ConfigError(
+                f"{clients_per_round} clients per round exceed modulus-range/quantization-range "
+                f"= {limit}: the SecAgg+ sum would wrap around silently; raise modulus-range"
+            )
+        shares, threshold = self.secagg_shares(clients_per_round)
+        if shares > clients_per_round:
+            raise ConfigError(
+                f"num-shares ({shares}) exceeds the clients sampled per round ({clients_per_round})"
+            )
+        if threshold >= shares:
+            raise ConfigError(
+                f"reconstruction-threshold ({threshold}) must be less than num-shares ({shares})"
+            )
+
+    def secagg_shares(self, clients_per_round: int) -> tuple[int, int]:
+        """(num_shares, reconstruction_threshold), resolving the automatic defaults.
+
+        Auto picks a neighbourhood of about 2·log2(n)+1 clients (SecAgg+, Bell et al.
+        2020: logarithmic neighbourhoods keep the privacy of full SecAgg at a fraction of
+        its cost) and a majority threshold, so a round survives losing up to a minority
+        of each neighbourhood.
+        """
+        n = clients_per_round
+        shares = self.num_shares or min(n, max(3, 2 * math.ceil(math.log2(max(n, 2))) + 1))
+        threshold = self.reconstruction_threshold or max(2, shares // 2 + 1)
+        if not self.reconstruction_threshold and threshold >= shares:
+            threshold = shares - 1
+        return shares, threshold
+
+    def clients_per_round(self, num_available: int) -> int:
+        return max(1, int(self.fraction_train * num_available))
+
+
+def _coerce(key: str, raw: Any, default: Any) -> Any:
+    """Convert a raw value (possibly a string from a CLI) to the default's type."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, str):
+                low = raw.strip().lower()
+                if low in ("true", "1", "yes", "on"):
+                    return True
+                if low in ("false", "0", "no", "off"):
+                    return False
+                raise ValueError(raw)
+            return bool(raw)
+        if isinstance(default, int):
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)
+            return int(raw)
+        if isinstance(default, float):
+            value = float(raw)
+            if math.isnan(value):
+                raise ValueError(raw)
+            return value
+        return str(raw)
+    except (TypeError, ValueError):
+        kind = type(default).__name__
+        raise ConfigError(f"{key} must be a {kind}, got {raw!r}") from None

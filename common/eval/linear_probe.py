@@ -1,0 +1,46 @@
+"""Linear probe: how linearly separable the frozen features are (the standard SSL yardstick)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def linear_probe(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    *,
+    c: float = 1.0,
+    max_iter: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Fit standardised multinomial logistic regression on train, score on test.
+
+    Returns accuracy and macro-F1 on the test set.
+    """
+    if len(train_x) == 0 or len(test_x) == 0:
+        raise ValueError("linear probe needs non-empty train and test sets")
+    if len(np.unique(train_y)) < 2:
+        raise ValueError("linear probe needs at least two classes in the training labels")
+    clf = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=c, max_iter=max_iter, random_state=seed),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(train_x, train_y)
+    pred = clf.predict(test_x)
+    return {
+        "accuracy": float(accuracy_score(test_y, pred)),
+        "macro_f1": float(f1_score(test_y, pred, average="macro")),
+        "train_samples": int(len(train_x)),
+        "test_samples": int(len(test_x)),
+    }

@@ -1,0 +1,149 @@
+"""One client's share of a round: start from the global weights, train, return the delta.
+
+Framework-free on purpose: the Flower ClientApp, the device runtime and the
+centralized baselines all call this, so the training they do is the same.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.augment.factory import make_augment
+from common.config import RunConfig
+from common.models.registry import build_encoder, default_arch_for
+from common.serialize import arrays_to_state, state_to_arrays
+from common.ssl.base import SSLMethod
+from common.ssl.registry import build_method
+from common.train import make_optimizer, train_epochs
+
+ENCODER_PREFIX = "encoder."
+
+
+@dataclass
+class LocalRoundResult:
+    delta: list[np.ndarray]
+    num_examples: int
+    metrics: dict[str, float | int]
+    state: bytes  # per-client state to keep on the device until the next round
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def build_model(
+    cfg: RunConfig, input_shape: tuple[int, ...]
+) -> tuple[SSLMethod, str, dict[str, Any]]:
+    """The SSL method around a freshly initialised encoder, seeded by ``cfg.seed``."""
+    arch, hparams = default_arch_for(tuple(input_shape))
+    torch.manual_seed(cfg.seed)
+    encoder = build_encoder(arch, **hparams)
+    return build_method(cfg.method, encoder), arch, hparams
+
+
+def initial_global_arrays(cfg: RunConfig, input_shape: tuple[int, ...]) -> list[np.ndarray]:
+    method, _, _ = build_model(cfg, input_shape)
+    return state_to_arrays(method.state_dict(), method.shared_state_keys())
+
+
+def encoder_state_from_arrays(
+    cfg: RunConfig, input_shape: tuple[int, ...], arrays: list[np.ndarray]
+) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
+    """The encoder's own state dict (projector etc. dropped) from the shared arrays."""
+    method, arch, hparams = build_model(cfg, input_shape)
+    keys = method.shared_state_keys()
+    state = arrays_to_state(arrays, keys, method.state_dict())
+    enc = {k[len(ENCODER_PREFIX) :]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
+    return enc, arch, hparams
+
+
+def _pack_state(method: SSLMethod, optimizer: torch.optim.Optimizer) -> bytes:
+    full = method.state_dict()
+    payload = {
+        "local": {k: full[k].detach().cpu() for k in method.local_state_keys()},
+        "optimizer": optimizer.state_dict(),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+def _unpack_state(blob: bytes, method: SSLMethod, optimizer: torch.optim.Optimizer) -> None:
+    payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    method.load_state_dict(payload["local"], strict=False)
+    optimizer.load_state_dict(payload["optimizer"])
+
+
+def client_seed(seed: int, server_round: int, partition_id: int) -> int:
+    return zlib.crc32(f"{seed}/{server_round}/{partition_id}".encode()) & 0x7FFFFFFF
+
+
+def run_local_round(
+    cfg: RunConfig,
+    x: np.ndarray,
+    global_arrays: list[np.ndarray],
+    state: bytes | None,
+    *,
+    server_round: int,
+    partition_id: int,
+) -> LocalRoundResult:
+    """Train ``cfg.local_epochs`` on ``x`` from the global weights; return the delta.
+
+    Raises FloatingPointError when the delta is not finite: such an update must not
+    leave the device (a NaN would poison the secure sum for everyone).
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    method, _, _ = build_model(cfg, tuple(x.shape[1:]))
+    keys = method.shared_state_keys()
+    method.load_state_dict(arrays_to_state(global_arrays, keys, method.state_dict()), strict=False)
+    method.to(device)
+    optimizer = make_optimizer(method, "adam", lr=cfg.learning_rate)
+    if state is not None:
+        _unpack_state(state, method, optimizer)
+    method.on_global_update()
+    augment = make_augment("sensor" if x.ndim == 3 else "image").to(device)
+    result = train_epochs(
+        method,
+        x,
+        augment,
+        epochs=cfg.local_epochs,
+        batch_size=cfg.batch_size,
+        optimizer=optimizer,
+        device=device,
+        seed=client_seed(cfg.seed, server_round, partition_id),
+    )
+    new = state_to_arrays(method.state_dict(), keys)
+    delta = [
+        n - g.astype(np.float32).reshape(n.shape) for n, g in zip(new, global_arrays, strict=True)
+    ]
+    finite = all(np.isfinite(d).all() for d in delta)
+    if not finite:
+        bad = sum(int((~np.isfinite(d)).sum()) for d in delta)
+        raise FloatingPointError(
+            f"client {partition_id}, round {server_round}: update has {bad} non-finite values; "
+            "not sent"
+        )
+    ratio = len(x) / cfg.max_weight if cfg.max_weight > 0 else 1.0
+    clipped = sum(int((np.abs(d) * ratio > cfg.clipping_range).sum()) for d in delta)
+    norm = float(np.sqrt(sum(float((d.astype(np.float64) ** 2).sum()) for d in delta)))
+    metrics: dict[str, float | int] = {
+        "train-loss": result.loss,
+        "first-loss": result.first_loss,
+        "steps": result.steps,
+        "delta-norm": norm,
+        "clipped-values": clipped,
+        "seconds": time.perf_counter() - t0,
+    }
+    return LocalRoundResult(delta, len(x), metrics, _pack_state(method.cpu(), optimizer))

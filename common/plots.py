@@ -1,0 +1,35 @@
+"""PNG plots of a run's per-round figures (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_rounds(rows: list[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """Pretext loss per round (failed rounds marked) and seconds per round."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ok = [r for r in rows if r.get("completed") and r.get("train_loss") is not None]
+    bad = [r for r in rows if not r.get("completed")]
+    ax1.plot([r["round"] for r in ok], [r["train_loss"] for r in ok], marker="o", label="completed")
+    for r in bad:
+        ax1.axvline(r["round"], color="red", alpha=0.4, linestyle="--")
+    if bad:
+        ax1.plot([], [], color="red", linestyle="--", label="aborted round")
+    ax1.set_xlabel("round")
+    ax1.set_ylabel("pretext loss (client mean)")
+    ax1.legend()
+    ax2.bar([r["round"] for r in rows], [r.get("seconds", 0.0) for r in rows])
+    ax2.set_xlabel("round")
+    ax2.set_ylabel("seconds")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

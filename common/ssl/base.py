@@ -1,0 +1,65 @@
+"""The interface every self-supervised method implements, and its federated bookkeeping."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+
+def encoder_out_dim(encoder: nn.Module) -> int:
+    """Feature width of `encoder`, read from its `out_dim` attribute (all ENCODERS have one)."""
+    dim = getattr(encoder, "out_dim", None)
+    if not isinstance(dim, int) or dim <= 0:
+        raise ValueError(
+            f"{type(encoder).__name__} has no positive integer `out_dim`; pass in_dim= explicitly"
+        )
+    return dim
+
+
+class SSLMethod(nn.Module):
+    """A pretext task wrapped around an encoder.
+
+    The federated split is by submodule name: the modules in `shared_modules` (the online
+    encoder and projector) are averaged across clients; everything else in the state dict
+    (predictor, EMA target, counters) stays on the client and must be persisted there.
+    """
+
+    name: ClassVar[str] = ""
+    shared_modules: ClassVar[tuple[str, ...]] = ("encoder", "projector")
+
+    encoder: nn.Module
+
+    def __init__(self, encoder: nn.Module, **hparams: Any) -> None:
+        super().__init__()
+        if hparams:
+            raise TypeError(f"{type(self).__name__}: unknown hyper-parameters {sorted(hparams)}")
+        self.encoder = encoder
+
+    def training_loss(self, v1: Tensor, v2: Tensor) -> Tensor:
+        """Scalar pretext loss for a batch seen through two augmented views."""
+        raise NotImplementedError
+
+    def forward(self, v1: Tensor, v2: Tensor) -> Tensor:
+        return self.training_loss(v1, v2)
+
+    def after_step(self) -> None:
+        """Hook run after every optimizer step (BYOL: EMA update of the target). No-op here."""
+
+    def on_global_update(self) -> None:
+        """Hook run after the shared weights were replaced by the new global ones. No-op here."""
+
+    def _is_shared(self, key: str, value: Any) -> bool:
+        return key.split(".", 1)[0] in self.shared_modules and value.is_floating_point()
+
+    def shared_state_keys(self) -> list[str]:
+        """State-dict keys sent to the server, in state-dict (registration) order.
+
+        Floating-point tensors of the shared modules only, so the order is stable across
+        clients with the same configuration and the payload can be flattened by position.
+        """
+        return [k for k, v in self.state_dict().items() if self._is_shared(k, v)]
+
+    def local_state_keys(self) -> list[str]:
+        """Every other state-dict key: what a client must keep between rounds."""
+        return [k for k, v in self.state_dict().items() if not self._is_shared(k, v)]

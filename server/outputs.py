@@ -1,0 +1,69 @@
+"""The run folder: config, one JSON line per round, checkpoints, final encoder, summary.
+
+Later tools rely on this layout (README "Output folder"); every file is written
+atomically so a killed server leaves the last complete state, not a torn file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.serialize import atomic_write_bytes
+from server.strategy import RoundOutcome
+
+
+class RunOutputs:
+    def __init__(self, out_dir: str | Path) -> None:
+        self.dir = Path(out_dir).expanduser().resolve()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "checkpoints").mkdir(exist_ok=True)
+        self.metrics_path = self.dir / "metrics.jsonl"
+        self.metrics_path.write_text("")  # a new run starts a new record
+        self.rows: list[dict[str, Any]] = []
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        path = self.dir / name
+        atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
+        return path
+
+    def append_round(self, outcome: RoundOutcome, **extra: Any) -> dict[str, Any]:
+        row = {
+            "round": outcome.round,
+            "secure_aggregation": extra.pop("secure_aggregation"),
+            "completed": outcome.completed,
+            "clients_sampled": outcome.clients_sampled,
+            "clients_aggregated": outcome.clients_aggregated,
+            "clients_failed": outcome.clients_failed,
+            "train_loss": outcome.train_loss,
+            "delta_norm": outcome.delta_norm,
+            "clipped_values": outcome.clipped_values,
+            "reason": outcome.reason,
+            **extra,
+        }
+        if outcome.failures:
+            row["failures"] = outcome.failures
+        self.rows.append(row)
+        with open(self.metrics_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, default=_jsonable) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return row
+
+    def checkpoint_path(self, server_round: int) -> Path:
+        return self.dir / "checkpoints" / f"round-{server_round:04d}.pt"
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if hasattr(obj, "__dataclass_fields__"):
+        return asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

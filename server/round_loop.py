@@ -1,0 +1,72 @@
+"""The server's round loop: fit workflow per round, then record, checkpoint, report.
+
+Flower's DefaultWorkflow loops over rounds itself and says nothing when SecAgg+
+halts a round. This loop drives the same fit workflows one round at a time, so
+every round ends in a record that says whether it completed and why not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from flwr.app import ConfigRecord
+from flwr.common import ndarrays_to_parameters
+from flwr.compat.common import recorddict_compat as compat
+from flwr.server import LegacyContext
+from flwr.server.compat.app_utils import start_update_client_manager_thread
+from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
+from flwr.serverapp import Grid
+
+from server.strategy import DeltaFedAvg, RoundOutcome
+
+log = logging.getLogger("fedssl.server")
+
+Workflow = Callable[[Grid, LegacyContext], None]
+RoundHook = Callable[[RoundOutcome, float], None]
+
+
+def run_rounds(
+    grid: Grid,
+    context: LegacyContext,
+    fit_workflow: Workflow,
+    strategy: DeltaFedAvg,
+    *,
+    first_round: int,
+    last_round: int,
+    on_round_end: RoundHook,
+    wait_for_clients: int,
+) -> None:
+    """Run rounds ``first_round..last_round``; ``on_round_end(outcome, seconds)`` after each."""
+    thread, f_stop, c_done = start_update_client_manager_thread(grid, context.client_manager)
+    try:
+        c_done.wait()
+        log.info("waiting for %d clients to connect", wait_for_clients)
+        context.client_manager.wait_for(wait_for_clients, timeout=3600)
+        params = ndarrays_to_parameters(strategy.global_arrays)
+        context.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(
+            params, keep_input=True
+        )
+        cfg = ConfigRecord({Key.START_TIME: time.time()})
+        context.state.config_records[MAIN_CONFIGS_RECORD] = cfg
+        for server_round in range(first_round, last_round + 1):
+            cfg[Key.CURRENT_ROUND] = server_round
+            strategy.begin_round(server_round)
+            t0 = time.perf_counter()
+            try:
+                fit_workflow(grid, context)
+            except Exception as exc:  # a workflow crash fails the round, not the run
+                log.exception("round %d: fit workflow raised", server_round)
+                strategy.outcome.reason = f"workflow error: {exc.__class__.__name__}: {exc}"
+                strategy.outcome.completed = False
+            outcome = strategy.outcome
+            if not outcome.completed and not outcome.reason:
+                outcome.reason = (
+                    "secure aggregation aborted (too few clients survived to reconstruct the "
+                    "masks); global encoder unchanged"
+                )
+            on_round_end(outcome, time.perf_counter() - t0)
+    finally:
+        f_stop.set()
+        thread.join(timeout=10)

@@ -1,0 +1,179 @@
+"""A whole federated SSL run on the server: set-up, rounds, final encoder and summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flwr.server import LegacyContext, ServerConfig
+from flwr.server.workflow import SecAggPlusWorkflow
+from flwr.server.workflow.default_workflows import default_fit_workflow
+from flwr.serverapp import Grid
+
+from common.client_data import client_indices, load_with_split
+from common.config import ConfigError, RunConfig
+from common.local_round import encoder_state_from_arrays, initial_global_arrays
+from common.models.registry import build_encoder
+from common.plots import plot_rounds
+from common.serialize import save_encoder
+from server.evaluation import probe_encoders
+from server.outputs import RunOutputs
+from server.round_loop import Workflow, run_rounds
+from server.strategy import DeltaFedAvg, RoundOutcome
+
+log = logging.getLogger("fedssl.server")
+
+
+class RunFailedError(RuntimeError):
+    """More rounds failed than ``max-failed-rounds`` allows."""
+
+
+def default_out_dir(cfg: RunConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.dataset.split(':')[0]}-{cfg.method}-{stamp}"
+
+
+def make_fit_workflow(cfg: RunConfig, clients_per_round: int) -> Workflow:
+    if not cfg.secure_aggregation:
+        return default_fit_workflow
+    shares, threshold = cfg.secagg_shares(clients_per_round)
+    return SecAggPlusWorkflow(
+        num_shares=shares,
+        reconstruction_threshold=threshold,
+        max_weight=cfg.max_weight,
+        clipping_range=cfg.clipping_range,
+        quantization_range=cfg.quantization_range,
+        modulus_range=cfg.modulus_range,
+        timeout=cfg.secagg_timeout,
+    )
+
+
+def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
+    """Run every round of ``cfg`` and write the output folder; return the summary."""
+    t_start = time.perf_counter()
+    ds, _ = load_with_split(cfg.dataset, cfg.seed)
+    parts = client_indices(cfg)
+    n_clients = len(parts)
+    if cfg.max_weight == 0:
+        cfg = cfg.replace(max_weight=float(max(len(p) for p in parts)))
+    per_round = cfg.clients_per_round(n_clients)
+    cfg.validate_for_clients(per_round)
+    out = RunOutputs(cfg.out_dir or default_out_dir(cfg))
+    cfg = cfg.replace(out_dir=str(out.dir))
+    shape = tuple(ds.input_shape)
+    out.write_json("config.json", {**cfg.to_flat(), "resolved-clients": n_clients})
+
+    init = initial_global_arrays(cfg, shape)
+    strategy = DeltaFedAvg(
+        init, cfg.to_flat(), fraction_fit=cfg.fraction_train, min_available_clients=n_clients
+    )
+
+    def save(path: Path, arrays: list, server_round: int) -> None:
+        state, arch, hparams = encoder_state_from_arrays(cfg, shape, arrays)
+        enc = build_encoder(arch, **hparams)
+        enc.load_state_dict(state)
+        meta = {"round": server_round, "method": cfg.method, "dataset": cfg.dataset}
+        save_encoder(path, enc, arch, hparams, meta)
+
+    save(out.checkpoint_path(0), init, 0)
+    secagg = "SecAgg+" if cfg.secure_aggregation else "plain FedAvg (no secure aggregation)"
+    shares = cfg.secagg_shares(per_round) if cfg.secure_aggregation else None
+    log.info(
+        "run: %s, %s on %d clients (%d per round), %d rounds, %s%s; outputs in %s",
+        cfg.dataset,
+        cfg.method,
+        n_clients,
+        per_round,
+        cfg.num_server_rounds,
+        secagg,
+        f" (num-shares {shares[0]}, threshold {shares[1]})" if shares else "",
+        out.dir,
+    )
+    upload = sum(a.size for a in init) * (8 if cfg.secure_aggregation else 4)
+
+    def on_round_end(outcome: RoundOutcome, seconds: float) -> None:
+        if outcome.completed:
+            save(out.checkpoint_path(outcome.round), strategy.global_arrays, outcome.round)
+        row = out.append_round(
+            outcome,
+            secure_aggregation=cfg.secure_aggregation,
+            seconds=round(seconds, 3),
+            upload_bytes_per_client=upload,
+        )
+        status = "ok " if row["completed"] else "FAILED"
+        loss = f"loss {row['train_loss']:.4f}" if row["train_loss"] is not None else row["reason"]
+        log.info(
+            "[round %d/%d] %s %s | %d/%d clients | %.1f s",
+            outcome.round,
+            cfg.num_server_rounds,
+            status,
+            loss,
+            outcome.clients_aggregated,
+            outcome.clients_sampled,
+            seconds,
+        )
+
+    legacy = LegacyContext(
+        context, config=ServerConfig(num_rounds=cfg.num_server_rounds), strategy=strategy
+    )
+    run_rounds(
+        grid,
+        legacy,
+        make_fit_workflow(cfg, per_round),
+        strategy,
+        first_round=1,
+        last_round=cfg.num_server_rounds,
+        on_round_end=on_round_end,
+        wait_for_clients=n_clients,
+    )
+    save(out.dir / "encoder.pt", strategy.global_arrays, cfg.num_server_rounds)
+    return finish(cfg, out, init, strategy, shape, time.perf_counter() - t_start)
+
+
+def finish(
+    cfg: RunConfig,
+    out: RunOutputs,
+    init: list,
+    strategy: DeltaFedAvg,
+    shape: tuple[int, ...],
+    seconds: float,
+) -> dict[str, Any]:
+    """Probe, summarise, plot; raise RunFailedError when too many rounds failed."""
+    rows = out.rows
+    failed = [r["round"] for r in rows if not r["completed"]]
+    summary: dict[str, Any] = {
+        "status": "completed" if len(failed) <= cfg.max_failed_rounds else "failed",
+        "rounds_completed": len(rows) - len(failed),
+        "rounds_failed": len(failed),
+        "failed_rounds": failed,
+        "max_failed_rounds": cfg.max_failed_rounds,
+        "secure_aggregation": cfg.secure_aggregation,
+        "dataset": cfg.dataset,
+        "method": cfg.method,
+        "seconds": round(seconds, 2),
+        "encoder": str(out.dir / "encoder.pt"),
+    }
+    if cfg.evaluate:
+        encoders = {}
+        for name, arrays in (("federated", strategy.global_arrays), ("random_init", init)):
+            state, arch, hparams = encoder_state_from_arrays(cfg, shape, arrays)
+            enc = build_encoder(arch, **hparams)
+            enc.load_state_dict(state)
+            encoders[name] = enc.eval()
+        log.info("linear probe of the federated and the random-init encoder ...")
+        summary["linear_probe"] = probe_encoders(cfg, encoders)
+    if rows:
+        plot_rounds(rows, out.dir / "rounds.png", f"{cfg.dataset} / {cfg.method}")
+    out.write_json("summary.json", summary)
+    if summary["status"] == "failed":
+        raise RunFailedError(
+            f"{len(failed)} of {len(rows)} rounds failed (rounds {failed}); "
+            f"max-failed-rounds is {cfg.max_failed_rounds}. See {out.dir / 'metrics.jsonl'}"
+        )
+    return summary
+
+
+__all__ = ["ConfigError", "RunFailedError", "run_federated"]

@@ -1,0 +1,76 @@
+"""RunConfig: defaults are valid, bad values are refused before round 1, naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from common.config import ConfigError, RunConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_validate_and_round_trip() -> None:
+    cfg = RunConfig()
+    cfg.validate()
+    assert RunConfig.from_flat(cfg.to_flat()) == cfg
+
+
+def test_flower_app_config_matches_runconfig() -> None:
+    """`flwr run .` reads [tool.flwr.app.config]; it must hold exactly the RunConfig keys."""
+    app_cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert set(app_cfg) == set(RunConfig().to_flat())
+    assert RunConfig.from_flat(app_cfg) == RunConfig()
+
+
+@pytest.mark.parametrize(
+    ("flat", "key"),
+    [
+        ({"num-server-rounds": 0}, "num-server-rounds"),
+        ({"num-server-rounds": -3}, "num-server-rounds"),
+        ({"local-epochs": 0}, "local-epochs"),
+        ({"batch-size": 0}, "batch-size"),
+        ({"learning-rate": -1.0}, "learning-rate"),
+        ({"fraction-train": 1.5}, "fraction-train"),
+        ({"num-shares": 2}, "num-shares"),
+        ({"num-shares": 5, "reconstruction-threshold": 5}, "reconstruction-threshold"),
+        ({"secagg-timeout": 0.0}, "secagg-timeout"),
+        ({"modulus-range": 1000}, "modulus-range"),
+        ({"num-server-rounds": "ten"}, "num-server-rounds"),
+        ({"secure-aggregation": "maybe"}, "secure-aggregation"),
+        ({"no-such-key": 1}, "no-such-key"),
+    ],
+)
+def test_bad_values_name_the_key(flat: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        RunConfig.from_flat(flat)
+
+
+def test_strings_from_a_cli_are_coerced() -> None:
+    cfg = RunConfig.from_flat({"num-server-rounds": "7", "secure-aggregation": "false"})
+    assert cfg.num_server_rounds == 7 and cfg.secure_aggregation is False
+
+
+def test_too_many_clients_for_the_modulus_is_refused() -> None:
+    cfg = RunConfig(quantization_range=2**22, modulus_range=2**32)
+    cfg.validate_for_clients(1024)
+    with pytest.raises(ConfigError, match="wrap"):
+        cfg.validate_for_clients(1025)
+
+
+def test_secagg_needs_three_clients_and_enough_neighbours() -> None:
+    with pytest.raises(ConfigError, match="at least 3"):
+        RunConfig().validate_for_clients(2)
+    with pytest.raises(ConfigError, match="num-shares"):
+        RunConfig(num_shares=7).validate_for_clients(5)
+    RunConfig(secure_aggregation=False).validate_for_clients(1)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 10, 21, 100, 1000])
+def test_auto_shares_are_valid_secagg_parameters(n: int) -> None:
+    shares, threshold = RunConfig().secagg_shares(n)
+    assert 2 < shares <= n
+    assert 2 <= threshold < shares
+    assert threshold > shares // 2  # a majority: no minority can unmask alone
