@@ -58,15 +58,22 @@ def save_encoder(
     arch: str,
     hparams: dict[str, Any],
     meta: dict[str, Any] | None = None,
+    extra_state: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Save weights + architecture (+ free-form ``meta`` such as round and method)."""
+    """Save weights + architecture (+ free-form ``meta`` such as round and method).
+
+    ``extra_state`` holds more named tensors under the same checksum: checkpoints keep
+    the whole shared state (projector included) there, so a run can resume from them.
+    """
     state = {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
+    extra = {k: v.detach().cpu().clone() for k, v in (extra_state or {}).items()}
     payload = {
         "format": FORMAT,
         "arch": arch,
         "hparams": dict(hparams),
         "state_dict": state,
-        "sha256": _digest(state),
+        "extra_state": extra,
+        "sha256": _digest({**state, **{f"extra/{k}": v for k, v in extra.items()}}),
         "meta": dict(meta or {}),
     }
     buf = io.BytesIO()
@@ -88,7 +95,8 @@ def read_encoder_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} file")
     state = payload["state_dict"]
-    if _digest(state) != payload.get("sha256"):
+    extra = payload.get("extra_state", {})
+    if _digest({**state, **{f"extra/{k}": v for k, v in extra.items()}}) != payload.get("sha256"):
         raise CheckpointError(f"{path}: checksum mismatch, the file is corrupt")
     return payload
 
@@ -125,3 +133,11 @@ def arrays_to_state(
             raise ValueError(f"{key}: expected {ref.numel()} values, got {arr.size}")
         out[key] = torch.from_numpy(np.asarray(arr, dtype=np.float32).reshape(tuple(ref.shape)))
     return out
+
+
+def checkpoint_shared_arrays(path: str | Path) -> list[np.ndarray]:
+    """The whole shared state (in wire order) stored in a round checkpoint."""
+    extra = read_encoder_file(path).get("extra_state", {})
+    if not extra:
+        raise CheckpointError(f"{path}: holds no shared state (not a round checkpoint)")
+    return [extra[k].numpy() for k in sorted(extra)]

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from flwr.server import LegacyContext, ServerConfig
 from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.server.workflow.default_workflows import default_fit_workflow
@@ -76,7 +77,8 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         enc = build_encoder(arch, **hparams)
         enc.load_state_dict(state)
         meta = {"round": server_round, "method": cfg.method, "dataset": cfg.dataset}
-        save_encoder(path, enc, arch, hparams, meta)
+        shared = {f"{i:04d}": torch.from_numpy(a) for i, a in enumerate(arrays)}
+        save_encoder(path, enc, arch, hparams, meta, extra_state=shared)
 
     save(out.checkpoint_path(0), init, 0)
     secagg = "SecAgg+" if cfg.secure_aggregation else "plain FedAvg (no secure aggregation)"
