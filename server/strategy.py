@@ -9,6 +9,7 @@ never calling ``aggregate_fit``; the round loop turns that silence into a record
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +51,7 @@ class DeltaFedAvg(FedAvg):
     def __init__(
         self,
         initial_arrays: list[np.ndarray],
-        train_config: dict[str, Scalar],
+        train_config: Mapping[str, Scalar],
         *,
         fraction_fit: float,
         min_available_clients: int,
