@@ -1,0 +1,64 @@
+"""One client's round: a real delta of the shared weights, state kept for the next
+round, and nothing non-finite ever leaves the device."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from common.config import RunConfig
+from common.local_round import build_model, initial_global_arrays, run_local_round
+
+
+def _data(n: int = 96) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 6, 64)).astype(np.float32)
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol"])
+def test_round_returns_delta_and_state(method: str) -> None:
+    cfg = RunConfig(method=method, local_epochs=1, batch_size=32)
+    x = _data()
+    glob = initial_global_arrays(cfg, x.shape[1:])
+    res = run_local_round(cfg, x, glob, None, server_round=1, partition_id=0)
+    assert res.num_examples == len(x)
+    assert [d.shape for d in res.delta] == [g.shape for g in glob]
+    assert all(d.dtype == np.float32 for d in res.delta)
+    assert max(float(np.abs(d).max()) for d in res.delta) > 0
+    state = torch.load(io.BytesIO(res.state), weights_only=True)
+    assert state["optimizer"]["state"], "optimizer moments are kept on the device"
+    method_obj, _, _ = build_model(cfg, x.shape[1:])
+    assert set(state["local"]) == set(method_obj.local_state_keys())
+    if method == "byol":
+        assert any("predictor" in k for k in state["local"])
+        assert not any("predictor" in k or "target" in k for k in method_obj.shared_state_keys())
+    # The next round resumes the optimizer where it stopped.
+    res2 = run_local_round(cfg, x, glob, res.state, server_round=2, partition_id=0)
+    state2 = torch.load(io.BytesIO(res2.state), weights_only=True)
+    step1 = next(iter(state["optimizer"]["state"].values()))["step"]
+    step2 = next(iter(state2["optimizer"]["state"].values()))["step"]
+    assert float(step2) == 2 * float(step1)
+
+
+def test_non_finite_data_never_produces_an_update() -> None:
+    cfg = RunConfig(local_epochs=1, batch_size=32)
+    x = _data()
+    x[5, 0, 3] = np.nan
+    glob = initial_global_arrays(cfg, x.shape[1:])
+    with pytest.raises(FloatingPointError):
+        run_local_round(cfg, x, glob, None, server_round=1, partition_id=4)
+
+
+def test_same_seed_same_delta() -> None:
+    torch.set_num_threads(1)
+    cfg = RunConfig(local_epochs=1, batch_size=32)
+    x = _data()
+    glob = initial_global_arrays(cfg, x.shape[1:])
+    a = run_local_round(cfg, x, glob, None, server_round=1, partition_id=2)
+    b = run_local_round(cfg, x, glob, None, server_round=1, partition_id=2)
+    c = run_local_round(cfg, x, glob, None, server_round=1, partition_id=3)
+    assert all(np.array_equal(p, q) for p, q in zip(a.delta, b.delta, strict=True))
+    assert not all(np.array_equal(p, q) for p, q in zip(a.delta, c.delta, strict=True))
