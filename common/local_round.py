@@ -104,6 +104,12 @@ def run_local_round(
     leave the device (a NaN would poison the secure sum for everyone).
     """
     t0 = time.perf_counter()
+    bad_inputs = int(x.size - np.isfinite(x).sum())
+    if bad_inputs:
+        raise FloatingPointError(
+            f"client {partition_id}, round {server_round}: local data has {bad_inputs} "
+            "non-finite values; nothing trained or sent"
+        )
     device = resolve_device(cfg.device)
     method, _, _ = build_model(cfg, tuple(x.shape[1:]))
     keys = method.shared_state_keys()

@@ -48,6 +48,15 @@ def test_non_finite_data_never_produces_an_update() -> None:
     x = _data()
     x[5, 0, 3] = np.nan
     glob = initial_global_arrays(cfg, x.shape[1:])
+    with pytest.raises(FloatingPointError, match="1 non-finite"):
+        run_local_round(cfg, x, glob, None, server_round=1, partition_id=4)
+
+
+def test_diverging_training_never_produces_an_update() -> None:
+    cfg = RunConfig(local_epochs=3, batch_size=32, learning_rate=1e30)
+    x = _data()
+    glob = initial_global_arrays(cfg, x.shape[1:])
+    glob = [g * 1e30 for g in glob]  # a poisoned global model
     with pytest.raises(FloatingPointError):
         run_local_round(cfg, x, glob, None, server_round=1, partition_id=4)
 
