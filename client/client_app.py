@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
+import numpy as np
 from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
@@ -34,7 +36,7 @@ def _set_threads() -> None:
         torch.set_num_threads(threads)
 
 
-def _local_inputs(cfg_flat: dict, context: Context):  # noqa: ANN202 - numpy array
+def _local_inputs(cfg_flat: dict[str, Any], context: Context) -> np.ndarray:
     """This node's unlabeled data: its own file in deployment, its partition in simulation."""
     from common.config import RunConfig
 
@@ -76,6 +78,7 @@ def train(msg: Message, context: Context) -> Message:
         partition_id=pid,
     )
     context.state.config_records[STATE_RECORD] = ConfigRecord({"blob": result.state})
+    log.info("round %d: %s", server_round, {**result.metrics, **result.local_metrics})
     fitres = FitRes(
         status=Status(code=Code.OK, message="OK"),
         parameters=ndarrays_to_parameters(result.delta),

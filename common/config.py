@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -19,6 +20,8 @@ Scalar = bool | int | float | str
 # beyond modulus/quantization the sum wraps around silently (DESIGN.md §4).
 DEFAULT_QUANTIZATION_RANGE = 2**22
 DEFAULT_MODULUS_RANGE = 2**32
+LR_SCHEDULES = ("cosine", "constant")
+DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
 
 
 class ConfigError(ValueError):
@@ -42,6 +45,7 @@ class RunConfig:
     local_epochs: int = 2
     batch_size: int = 64
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": decays over the rounds to 10 % of learning-rate
     seed: int = 0
     device: str = "cpu"
     secure_aggregation: bool = True
@@ -93,6 +97,14 @@ class RunConfig:
 
     def validate(self) -> None:
         """Refuse bad values before any round runs, naming the key."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{_key(f.name)} must be a finite number, got {value}")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
         positive_ints = ("num-server-rounds", "local-epochs", "batch-size")
         for key in positive_ints:
             if getattr(self, key.replace("-", "_")) <= 0:
@@ -106,6 +118,10 @@ class RunConfig:
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ConfigError(
                 f"learning-rate must be a positive finite number, got {self.learning_rate}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
             )
         if self.max_failed_rounds < 0:
             raise ConfigError(f"max-failed-rounds must be >= 0, got {self.max_failed_rounds}")
@@ -124,15 +140,8 @@ class RunConfig:
                 "reconstruction-threshold must be >= 2 (or 0 for auto), "
                 f"got {self.reconstruction_threshold}"
             )
-        if (
-            self.num_shares
-            and self.reconstruction_threshold
-            and self.reconstruction_threshold >= self.num_shares
-        ):
-            raise ConfigError(
-                f"reconstruction-threshold ({self.reconstruction_threshold}) must be less than "
-                f"num-shares ({self.num_shares})"
-            )
+        if self.num_shares and self.reconstruction_threshold:
+            _check_threshold(self.num_shares, self.reconstruction_threshold)
         if self.max_weight < 0:
             raise ConfigError(f"max-weight must be >= 0 (0 = auto), got {self.max_weight}")
 
@@ -156,9 +165,27 @@ class RunConfig:
             raise ConfigError(
                 f"num-shares ({shares}) exceeds the clients sampled per round ({clients_per_round})"
             )
-        if threshold >= shares:
+        _check_threshold(shares, threshold)
+
+    def check_names(self) -> None:
+        """Refuse unknown method, data set and partition names (imports the registries)."""
+        from common.data.partition import SCHEMES
+        from common.data.registry import DATASETS, NPZ_PREFIX
+        from common.ssl.registry import METHODS
+
+        if self.method not in METHODS:
             raise ConfigError(
-                f"reconstruction-threshold ({threshold}) must be less than num-shares ({shares})"
+                f"method: unknown SSL method {self.method!r}; choose one of {', '.join(METHODS)}"
+            )
+        if self.dataset not in DATASETS and not self.dataset.startswith(NPZ_PREFIX):
+            raise ConfigError(
+                f"dataset: unknown data set {self.dataset!r}; choose one of "
+                f"{', '.join(DATASETS)} or npz:PATH"
+            )
+        scheme = self.partition.split(":", 1)[0]
+        if self.partition != "auto" and scheme not in {s.split(":")[0] for s in SCHEMES}:
+            raise ConfigError(
+                f"partition: unknown scheme {self.partition!r}; choose auto, natural, iid or dirichlet:ALPHA"
             )
 
     def secagg_shares(self, clients_per_round: int) -> tuple[int, int]:
@@ -176,8 +203,34 @@ class RunConfig:
             threshold = shares - 1
         return shares, threshold
 
+    def round_learning_rate(self, server_round: int) -> float:
+        """The local learning rate in ``server_round`` (1-based) under ``lr-schedule``.
+
+        Cosine decay across rounds, to a floor of 10 %: the server fixes the schedule, so
+        every client uses the same rate in the same round.
+        """
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        progress = min(max(server_round - 1, 0) / max(self.num_server_rounds - 1, 1), 1.0)
+        floor = 0.1
+        return self.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
     def clients_per_round(self, num_available: int) -> int:
         return max(1, int(self.fraction_train * num_available))
+
+
+def _check_threshold(shares: int, threshold: int) -> None:
+    if threshold >= shares:
+        raise ConfigError(
+            f"reconstruction-threshold ({threshold}) must be less than num-shares ({shares})"
+        )
+    if threshold <= shares // 2:
+        # With a minority threshold a server could collect enough shares of both a client's
+        # self-mask seed and its pairwise key from different neighbours and unmask it alone.
+        raise ConfigError(
+            f"reconstruction-threshold ({threshold}) must be a majority of num-shares ({shares}): "
+            f"at least {shares // 2 + 1}"
+        )
 
 
 def _coerce(key: str, raw: Any, default: Any) -> Any:
@@ -193,12 +246,14 @@ def _coerce(key: str, raw: Any, default: Any) -> Any:
                 raise ValueError(raw)
             return bool(raw)
         if isinstance(default, int):
-            if isinstance(raw, float) and not raw.is_integer():
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)
             return int(raw)
         if isinstance(default, float):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
             value = float(raw)
-            if math.isnan(value):
+            if not math.isfinite(value):
                 raise ValueError(raw)
             return value
         return str(raw)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,9 @@ ENCODER_PREFIX = "encoder."
 class LocalRoundResult:
     delta: list[np.ndarray]
     num_examples: int
-    metrics: dict[str, float | int]
+    metrics: dict[str, float | int]  # sent to the server in clear: keep to declared scalars
     state: bytes  # per-client state to keep on the device until the next round
+    local_metrics: dict[str, float | int] = field(default_factory=dict)  # never sent
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,6 +119,11 @@ def run_local_round(
     optimizer = make_optimizer(method, "adam", lr=cfg.learning_rate)
     if state is not None:
         _unpack_state(state, method, optimizer)
+    else:
+        method.init_local_state()
+    lr = cfg.round_learning_rate(server_round)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
     method.on_global_update()
     augment = make_augment("sensor" if x.ndim == 3 else "image").to(device)
     result = train_epochs(
@@ -141,15 +147,22 @@ def run_local_round(
             f"client {partition_id}, round {server_round}: update has {bad} non-finite values; "
             "not sent"
         )
-    ratio = len(x) / cfg.max_weight if cfg.max_weight > 0 else 1.0
-    clipped = sum(int((np.abs(d) * ratio > cfg.clipping_range).sum()) for d in delta)
-    norm = float(np.sqrt(sum(float((d.astype(np.float64) ** 2).sum()) for d in delta)))
-    metrics: dict[str, float | int] = {
-        "train-loss": result.loss,
+    # Only these scalars travel in clear beside the masked delta (with num_examples);
+    # the rest stays in the device's own log.
+    metrics: dict[str, float | int] = {"train-loss": result.loss}
+    if cfg.secure_aggregation:
+        # SecAgg+ clips silently at ±clipping-range after scaling by n / max-weight.
+        ratio = len(x) / cfg.max_weight if cfg.max_weight > 0 else 1.0
+        metrics["clipped-values"] = sum(
+            int((np.abs(d) * ratio > cfg.clipping_range).sum()) for d in delta
+        )
+    local = {
         "first-loss": result.first_loss,
         "steps": result.steps,
-        "delta-norm": norm,
-        "clipped-values": clipped,
+        "learning-rate": lr,
+        "delta-norm": float(np.sqrt(sum(float((d.astype(np.float64) ** 2).sum()) for d in delta))),
         "seconds": time.perf_counter() - t0,
     }
-    return LocalRoundResult(delta, len(x), metrics, _pack_state(method.cpu(), optimizer))
+    return LocalRoundResult(
+        delta, len(x), metrics, _pack_state(method.cpu(), optimizer), local_metrics=local
+    )

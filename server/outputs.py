@@ -14,13 +14,21 @@ from typing import Any
 
 import numpy as np
 
+from common.config import ConfigError
 from common.serialize import atomic_write_bytes
-from server.strategy import RoundOutcome
+from server.round_outcome import RoundOutcome
+
+RUN_FILES = ("metrics.jsonl", "summary.json", "encoder.pt", "config.json")
 
 
 class RunOutputs:
     def __init__(self, out_dir: str | Path) -> None:
         self.dir = Path(out_dir).expanduser().resolve()
+        if any((self.dir / name).exists() for name in RUN_FILES):
+            raise ConfigError(
+                f"out-dir {self.dir} already holds a run; choose a new folder so that no "
+                "result is mixed with or overwrites another"
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "checkpoints").mkdir(exist_ok=True)
         self.metrics_path = self.dir / "metrics.jsonl"

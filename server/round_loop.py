@@ -19,7 +19,8 @@ from flwr.server.compat.app_utils import start_update_client_manager_thread
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
 from flwr.serverapp import Grid
 
-from server.strategy import DeltaFedAvg, RoundOutcome
+from server.round_outcome import RoundOutcome
+from server.strategy import DeltaFedAvg
 
 log = logging.getLogger("fedssl.server")
 
@@ -37,6 +38,7 @@ def run_rounds(
     last_round: int,
     on_round_end: RoundHook,
     wait_for_clients: int,
+    secure: bool,
 ) -> None:
     """Run rounds ``first_round..last_round``; ``on_round_end(outcome, seconds)`` after each."""
     thread, f_stop, c_done = start_update_client_manager_thread(grid, context.client_manager)
@@ -62,10 +64,15 @@ def run_rounds(
                 strategy.outcome.completed = False
             outcome = strategy.outcome
             if not outcome.completed and not outcome.reason:
-                outcome.reason = (
-                    "secure aggregation aborted (too few clients survived to reconstruct the "
-                    "masks); global encoder unchanged"
-                )
+                if not outcome.clients_sampled:
+                    outcome.reason = "no clients were selected"
+                elif secure:
+                    outcome.reason = (
+                        "secure aggregation aborted (too few clients survived to reconstruct "
+                        "the masks); global encoder unchanged"
+                    )
+                else:
+                    outcome.reason = "no client results; global encoder unchanged"
             on_round_end(outcome, time.perf_counter() - t0)
     finally:
         f_stop.set()

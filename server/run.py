@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from flwr.server import LegacyContext, ServerConfig
 from flwr.server.workflow import SecAggPlusWorkflow
-from flwr.server.workflow.default_workflows import default_fit_workflow
 from flwr.serverapp import Grid
 
 from common.client_data import client_indices, load_with_split
@@ -22,8 +22,10 @@ from common.plots import plot_rounds
 from common.serialize import save_encoder
 from server.evaluation import probe_encoders
 from server.outputs import RunOutputs
+from server.plain_workflow import PlainFitWorkflow
 from server.round_loop import Workflow, run_rounds
-from server.strategy import DeltaFedAvg, RoundOutcome
+from server.round_outcome import RoundOutcome
+from server.strategy import DeltaFedAvg
 
 log = logging.getLogger("fedssl.server")
 
@@ -39,7 +41,7 @@ def default_out_dir(cfg: RunConfig) -> Path:
 
 def make_fit_workflow(cfg: RunConfig, clients_per_round: int) -> Workflow:
     if not cfg.secure_aggregation:
-        return default_fit_workflow
+        return PlainFitWorkflow(timeout=cfg.secagg_timeout)
     shares, threshold = cfg.secagg_shares(clients_per_round)
     return SecAggPlusWorkflow(
         num_shares=shares,
@@ -55,6 +57,7 @@ def make_fit_workflow(cfg: RunConfig, clients_per_round: int) -> Workflow:
 def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
     """Run every round of ``cfg`` and write the output folder; return the summary."""
     t_start = time.perf_counter()
+    cfg.check_names()
     ds, _ = load_with_split(cfg.dataset, cfg.seed)
     parts = client_indices(cfg)
     n_clients = len(parts)
@@ -72,7 +75,7 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         init, cfg.to_flat(), fraction_fit=cfg.fraction_train, min_available_clients=n_clients
     )
 
-    def save(path: Path, arrays: list, server_round: int) -> None:
+    def save(path: Path, arrays: list[np.ndarray], server_round: int) -> None:
         state, arch, hparams = encoder_state_from_arrays(cfg, shape, arrays)
         enc = build_encoder(arch, **hparams)
         enc.load_state_dict(state)
@@ -130,15 +133,17 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         last_round=cfg.num_server_rounds,
         on_round_end=on_round_end,
         wait_for_clients=n_clients,
+        secure=cfg.secure_aggregation,
     )
-    save(out.dir / "encoder.pt", strategy.global_arrays, cfg.num_server_rounds)
+    done = [r["round"] for r in out.rows if r["completed"]]
+    save(out.dir / "encoder.pt", strategy.global_arrays, done[-1] if done else 0)
     return finish(cfg, out, init, strategy, shape, time.perf_counter() - t_start)
 
 
 def finish(
     cfg: RunConfig,
     out: RunOutputs,
-    init: list,
+    init: list[np.ndarray],
     strategy: DeltaFedAvg,
     shape: tuple[int, ...],
     seconds: float,
@@ -146,8 +151,9 @@ def finish(
     """Probe, summarise, plot; raise RunFailedError when too many rounds failed."""
     rows = out.rows
     failed = [r["round"] for r in rows if not r["completed"]]
+    ok = len(failed) <= cfg.max_failed_rounds and len(failed) < len(rows)
     summary: dict[str, Any] = {
-        "status": "completed" if len(failed) <= cfg.max_failed_rounds else "failed",
+        "status": "completed" if ok else "failed",
         "rounds_completed": len(rows) - len(failed),
         "rounds_failed": len(failed),
         "failed_rounds": failed,
@@ -173,7 +179,8 @@ def finish(
     if summary["status"] == "failed":
         raise RunFailedError(
             f"{len(failed)} of {len(rows)} rounds failed (rounds {failed}); "
-            f"max-failed-rounds is {cfg.max_failed_rounds}. See {out.dir / 'metrics.jsonl'}"
+            f"max-failed-rounds is {cfg.max_failed_rounds}, and a run needs at least one "
+            f"completed round. See {out.dir / 'metrics.jsonl'}"
         )
     return summary
 

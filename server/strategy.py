@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.common import (
+    EvaluateIns,
     FitIns,
     FitRes,
     Parameters,
@@ -25,24 +25,10 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
+from server.round_outcome import RoundOutcome
+
 ROUND_KEY = "server-round"
 log = logging.getLogger("fedssl.server")
-
-
-@dataclass
-class RoundOutcome:
-    """What one round did, filled in by the strategy's hooks."""
-
-    round: int
-    clients_sampled: int = 0
-    clients_aggregated: int = 0
-    clients_failed: int = 0
-    completed: bool = False
-    reason: str = ""
-    train_loss: float | None = None
-    delta_norm: float | None = None
-    clipped_values: int = 0
-    failures: list[str] = field(default_factory=list)
 
 
 class DeltaFedAvg(FedAvg):
@@ -92,8 +78,10 @@ class DeltaFedAvg(FedAvg):
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         out = self.outcome
         out.clients_aggregated = len(results)
-        out.clients_failed = len(failures)
-        out.failures = [_describe(f) for f in failures][:10]
+        # Flower's SecAgg+ workflow may list one client's error twice and never lists
+        # clients that timed out: count from what was sampled instead.
+        out.clients_failed = max(out.clients_sampled - len(results), 0)
+        out.failures = sorted({_describe(f) for f in failures})[:10]
         if not results:
             out.reason = "no client results to aggregate"
             return None, {}
@@ -115,16 +103,23 @@ class DeltaFedAvg(FedAvg):
             for g, m in zip(self.global_arrays, mean, strict=True)
         ]
         self.global_arrays = new
-        losses = [float(res.metrics.get("train-loss", np.nan)) for _, res in results]
-        out.train_loss = float(np.average(losses, weights=weights))
+        losses = np.array([float(res.metrics.get("train-loss", np.nan)) for _, res in results])
+        known = np.isfinite(losses)
+        if known.any():
+            out.train_loss = float(np.average(losses[known], weights=weights[known]))
         out.delta_norm = float(np.sqrt(sum(float((m**2).sum()) for m in mean)))
         out.clipped_values = int(
             sum(int(res.metrics.get("clipped-values", 0)) for _, res in results)
         )
         out.completed = True
-        return ndarrays_to_parameters(new), {"train-loss": out.train_loss}
+        metrics: dict[str, Scalar] = {}
+        if out.train_loss is not None:
+            metrics["train-loss"] = out.train_loss
+        return ndarrays_to_parameters(new), metrics
 
-    def configure_evaluate(self, server_round, parameters, client_manager):  # type: ignore[no-untyped-def]
+    def configure_evaluate(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, EvaluateIns]]:
         return []
 
 

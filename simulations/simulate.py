@@ -14,6 +14,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from common.config import RunConfig
 
 EXIT_FAILED_ROUNDS = 3
 EXIT_BAD_INPUT = 2
@@ -60,6 +64,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=d.learning_rate,
         help="Adam learning rate (default: %(default)s)",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        default=d.lr_schedule,
+        choices=["constant", "cosine"],
+        help="local learning rate across rounds (default: %(default)s)",
     )
     p.add_argument(
         "--fraction-train",
@@ -116,7 +126,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
 
 
-def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - RunConfig
+def config_from_args(args: argparse.Namespace) -> RunConfig:
     from common.config import RunConfig
     from server.run import default_out_dir
 
@@ -130,6 +140,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - RunConfig
         local_epochs=args.local_epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        lr_schedule=args.lr_schedule,
         seed=args.seed,
         device=args.device,
         secure_aggregation=not args.no_secure_aggregation,
@@ -145,16 +156,17 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - RunConfig
     return cfg
 
 
-def preflight(cfg) -> int:  # noqa: ANN001 - RunConfig
-    """Load the data, partition it and check SecAgg+ limits before any process starts."""
+def preflight(cfg: RunConfig) -> int:
+    """Check names, the output folder, the data, its partition and SecAgg+ limits before
+    any process starts; return the number of clients."""
     from common.client_data import client_indices
     from common.config import ConfigError
-    from common.ssl.registry import METHODS
+    from server.outputs import RUN_FILES
 
-    if cfg.method not in METHODS:
-        raise ConfigError(
-            f"method: unknown SSL method {cfg.method!r}; choose one of {sorted(METHODS)}"
-        )
+    cfg.check_names()
+    out = Path(cfg.out_dir)
+    if any((out / name).exists() for name in RUN_FILES):
+        raise ConfigError(f"--out {out} already holds a run; choose a new folder")
     parts = client_indices(cfg)
     too_small = [i for i, p in enumerate(parts) if len(p) < 2]
     if too_small:
@@ -179,9 +191,12 @@ def run(args: argparse.Namespace) -> int:
     return simulate(cfg, n_clients, args.cpus_per_client, args.gpus_per_client, log)
 
 
-def simulate(cfg, n_clients: int, cpus: float, gpus: float, log: logging.Logger) -> int:  # noqa: ANN001
+def simulate(cfg: RunConfig, n_clients: int, cpus: float, gpus: float, log: logging.Logger) -> int:
     threads = max(1, int(cpus))
     os.environ["FEDSSL_TORCH_THREADS"] = str(threads)
+    if not cfg.secure_aggregation:
+        # The simulated nodes must agree to send unmasked updates (client/secagg.py).
+        os.environ["FEDSSL_ALLOW_PLAIN_UPDATES"] = "1"
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     from flwr.simulation import run_simulation
 
@@ -228,7 +243,7 @@ def simulate(cfg, n_clients: int, cpus: float, gpus: float, log: logging.Logger)
     return 0
 
 
-def print_summary(summary: dict, wall: float) -> None:
+def print_summary(summary: dict[str, Any], wall: float) -> None:
     lines = [
         "",
         f"fedssl: {summary['status']} — {summary['rounds_completed']} rounds completed, "

@@ -49,6 +49,13 @@ class SSLMethod(nn.Module):
     def on_global_update(self) -> None:
         """Hook run after the shared weights were replaced by the new global ones. No-op here."""
 
+    def init_local_state(self) -> None:
+        """Hook for a client with no saved state, run once the global weights are loaded.
+
+        Local state must then start from the global model, not from this client's own random
+        initialisation (BYOL: the target starts as a copy of the global online network).
+        """
+
     def _is_shared(self, key: str, value: Any) -> bool:
         return key.split(".", 1)[0] in self.shared_modules and value.is_floating_point()
 

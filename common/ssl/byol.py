@@ -116,6 +116,9 @@ class BYOL(SSLMethod):
             self.reset_target()
 
     @torch.no_grad()
+    def init_local_state(self) -> None:
+        self.reset_target()
+
     def reset_target(self) -> None:
         """Make the target an exact copy of the online encoder and projector."""
         for t, o in zip(self._target_params(), self._online_params(), strict=True):

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from common.config import ConfigError, RunConfig
 
@@ -41,11 +45,30 @@ def test_flower_app_config_matches_runconfig() -> None:
         ({"num-server-rounds": "ten"}, "num-server-rounds"),
         ({"secure-aggregation": "maybe"}, "secure-aggregation"),
         ({"no-such-key": 1}, "no-such-key"),
+        ({"lr-schedule": "linear"}, "lr-schedule"),
+        ({"device": "gpu"}, "device"),
+        ({"clipping-range": "inf"}, "clipping-range"),
+        ({"num-server-rounds": True}, "num-server-rounds"),
+        ({"num-shares": 11, "reconstruction-threshold": 3}, "majority"),
     ],
 )
 def test_bad_values_name_the_key(flat: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         RunConfig.from_flat(flat)
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"method": "mocov9"}, "method"),
+        ({"dataset": "imagenet"}, "dataset"),
+        ({"partition": "zipf"}, "partition"),
+    ],
+)
+def test_unknown_names_are_refused(change: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        RunConfig(**change).check_names()
+    RunConfig(partition="dirichlet:0.5", dataset="npz:/x.npz").check_names()
 
 
 def test_strings_from_a_cli_are_coerced() -> None:
@@ -74,3 +97,12 @@ def test_auto_shares_are_valid_secagg_parameters(n: int) -> None:
     assert 2 < shares <= n
     assert 2 <= threshold < shares
     assert threshold > shares // 2  # a majority: no minority can unmask alone
+
+
+def test_cosine_schedule_decays_to_the_floor_and_constant_does_not() -> None:
+    cfg = RunConfig(learning_rate=1e-3, num_server_rounds=11, lr_schedule="cosine")
+    rates = [cfg.round_learning_rate(r) for r in range(1, 12)]
+    assert rates[0] == 1e-3 and abs(rates[-1] - 1e-4) < 1e-12
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    const = cfg.replace(lr_schedule="constant")
+    assert {const.round_learning_rate(r) for r in range(1, 12)} == {1e-3}

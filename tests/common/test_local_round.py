@@ -55,10 +55,44 @@ def test_non_finite_data_never_produces_an_update() -> None:
 def test_diverging_training_never_produces_an_update() -> None:
     cfg = RunConfig(local_epochs=3, batch_size=32, learning_rate=1e30)
     x = _data()
-    glob = initial_global_arrays(cfg, x.shape[1:])
-    glob = [g * 1e30 for g in glob]  # a poisoned global model
+    glob = [g * 1e30 for g in initial_global_arrays(cfg, x.shape[1:])]  # a poisoned model
     with pytest.raises(FloatingPointError):
         run_local_round(cfg, x, glob, None, server_round=1, partition_id=4)
+
+
+def test_non_finite_weights_after_training_are_not_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last guard: even if training reported a finite loss, a NaN weight stays home."""
+    import common.local_round as lr
+
+    real = lr.train_epochs
+
+    def broken_step(method, *args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real(method, *args, **kwargs)
+        with torch.no_grad():
+            next(method.encoder.parameters()).view(-1)[0] = float("nan")
+        return result
+
+    monkeypatch.setattr(lr, "train_epochs", broken_step)
+    cfg = RunConfig(local_epochs=1, batch_size=32)
+    x = _data()
+    glob = initial_global_arrays(cfg, x.shape[1:])
+    with pytest.raises(FloatingPointError, match="1 non-finite values; not sent"):
+        run_local_round(cfg, x, glob, None, server_round=1, partition_id=4)
+
+
+def test_byol_client_without_state_starts_its_target_from_the_global_model() -> None:
+    cfg = RunConfig(method="byol", local_epochs=1, batch_size=32)
+    x = _data()
+    glob = [g + 0.5 for g in initial_global_arrays(cfg, x.shape[1:])]  # not the local init
+    res = run_local_round(cfg, x, glob, None, server_round=3, partition_id=1)
+    state = torch.load(io.BytesIO(res.state), weights_only=True)["local"]
+    method, _, _ = build_model(cfg, x.shape[1:])
+    keys = method.shared_state_keys()
+    enc0 = glob[keys.index("encoder." + next(k for k in method.encoder.state_dict()))]
+    target0 = next(v for k, v in state.items() if k.startswith("target") and v.ndim > 1)
+    # After one short local epoch of EMA (tau 0.99) the target is still near the global
+    # weights it started from, and far from this client's own random initialisation.
+    assert float((target0.numpy() - enc0).__abs__().mean()) < 0.1
 
 
 def test_same_seed_same_delta() -> None:

@@ -26,7 +26,9 @@ def test_aggregate_equals_weighted_mean_reference() -> None:
     counts = [10, 30, 60]
     s = _strategy(init)
     params, metrics = s.aggregate_fit(
-        1, [_res(d, n, loss) for d, n, loss in zip(deltas, counts, [1.0, 2.0, 3.0], strict=True)], []
+        1,
+        [_res(d, n, loss) for d, n, loss in zip(deltas, counts, [1.0, 2.0, 3.0], strict=True)],
+        [],
     )
     assert params is not None
     new = parameters_to_ndarrays(params)

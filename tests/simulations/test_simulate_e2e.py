@@ -94,6 +94,8 @@ def test_secagg_aggregate_equals_fedavg_of_client_deltas(tmp_path: Path) -> None
     assert [r["round"] for r in rows] == [1, 2]
     assert all(r["completed"] and r["secure_aggregation"] for r in rows)
     assert all(r["clients_aggregated"] == 3 for r in rows)
+    n_params = sum(a.size for a in checkpoint_shared_arrays(out / "checkpoints" / "round-0000.pt"))
+    assert all(r["upload_bytes_per_client"] == 8 * n_params for r in rows)  # int64 masked vectors
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds_completed"] == 2 and summary["rounds_failed"] == 0
 
@@ -110,6 +112,30 @@ def test_secagg_aggregate_equals_fedavg_of_client_deltas(tmp_path: Path) -> None
     final = _encoder_state(out / "encoder.pt")
     last = _encoder_state(out / "checkpoints" / "round-0002.pt")
     assert all(torch.equal(final[k], last[k]) for k in final)
+
+
+def test_plain_fedavg_run_for_comparison(tmp_path: Path) -> None:
+    out = tmp_path / "plain"
+    proc = _simulate(out, "--no-secure-aggregation")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = _rows(out)
+    assert all(r["completed"] and not r["secure_aggregation"] for r in rows)
+    n_params = sum(a.size for a in checkpoint_shared_arrays(out / "checkpoints" / "round-0000.pt"))
+    assert all(r["upload_bytes_per_client"] == 4 * n_params for r in rows)  # float32, unmasked
+    cfg = RunConfig(
+        dataset="digits",
+        num_clients=3,
+        num_server_rounds=2,
+        local_epochs=1,
+        batch_size=64,
+        seed=3,
+        evaluate=False,
+        secure_aggregation=False,
+    )
+    _check_against_fedavg(out, cfg, rounds=2)
+    # Reusing a folder that holds a run is refused before anything starts.
+    again = _simulate(out, "--no-secure-aggregation")
+    assert again.returncode == 2 and "already holds a run" in again.stderr
 
 
 def test_aborted_round_is_reported_and_fails_the_run(tmp_path: Path) -> None:

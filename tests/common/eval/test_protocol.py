@@ -54,3 +54,14 @@ def test_unlabeled_data_cannot_be_probed() -> None:
     ds = Dataset(x=x, y=np.full(20, -1), client=None, num_classes=0, name="npz:u")
     split = evaluation_split(ds)
     assert not split.can_probe and len(split.pretrain) == 20
+
+
+def test_no_client_ever_holds_a_test_user(hapt: Dataset) -> None:
+    from common.client_data import client_indices
+    from common.config import RunConfig
+
+    assert hapt.client is not None
+    for partition in ("natural", "iid", "dirichlet:0.5"):
+        cfg = RunConfig(partition=partition, num_clients=0 if partition == "natural" else 7)
+        held = np.concatenate(client_indices(cfg))
+        assert not set(np.unique(hapt.client[held]).tolist()) & set(HAPT_TEST_USERS), partition
