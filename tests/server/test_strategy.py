@@ -51,7 +51,19 @@ def test_non_finite_aggregate_keeps_previous_global() -> None:
 
 def test_round_with_no_results_is_not_completed() -> None:
     s = _strategy([np.zeros(2, dtype=np.float32)])
+    s.outcome.clients_sampled = 1  # what configure_fit recorded
     params, _ = s.aggregate_fit(1, [], [RuntimeError("client died")])
     assert params is None
     assert not s.outcome.completed and s.outcome.clients_failed == 1
     assert "client died" in s.outcome.failures[0]
+
+
+def test_failed_clients_are_counted_from_the_sample_not_the_error_list() -> None:
+    """Flower's SecAgg+ workflow can list one client's error twice and omits timeouts."""
+    s = _strategy([np.zeros(2, dtype=np.float32)])
+    s.outcome.clients_sampled = 4
+    ok = [_res([np.ones(2, dtype=np.float32)], 5, 1.0) for _ in range(2)]
+    dup = RuntimeError("node 3 died")
+    s.aggregate_fit(1, ok, [dup, dup])
+    assert s.outcome.completed and s.outcome.clients_failed == 2
+    assert s.outcome.failures == ["RuntimeError: node 3 died"]
