@@ -25,8 +25,8 @@ SAFE_ENV = {
 
 
 def apply_safe_env() -> None:
-    for key, value in SAFE_ENV.items():
-        os.environ.setdefault(key, value)
+    """Forced, not defaulted: a stray value in the user's shell must not turn them on."""
+    os.environ.update(SAFE_ENV)
 
 
 def build_parser() -> argparse.ArgumentParser:

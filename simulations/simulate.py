@@ -121,13 +121,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="Ray GPUs per simulated client (default: %(default)s)",
     )
     p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other run-config key, e.g. --set clipping-range=4 (repeatable; see README)",
+    )
+    p.add_argument(
         "--out", default="", help="output folder (default: runs/DATASET-METHOD-TIMESTAMP)"
     )
     p.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    from common.config import RunConfig
+    from common.config import ConfigError, RunConfig
     from server.run import default_out_dir
 
     cfg = RunConfig(
@@ -150,6 +157,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         max_failed_rounds=args.max_failed_rounds,
         evaluate=not args.no_evaluate,
     )
+    if args.set:
+        extra = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
+            extra[key.strip()] = value.strip()
+        cfg = RunConfig.from_flat({**cfg.to_flat(), **extra})
     out = Path(args.out) if args.out else default_out_dir(cfg)
     cfg = cfg.replace(out_dir=str(out.expanduser().resolve()))
     cfg.validate()
