@@ -15,6 +15,10 @@ from collections.abc import Sequence
 # name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulations.simulate", "federated SSL pretraining in a local Flower simulation"),
+    "evaluate": (
+        "simulations.evaluate",
+        "linear probe, kNN and few-label evaluation of a saved encoder",
+    ),
 }
 
 # Flower must never phone home nor pip/uv-install anything at run time.
