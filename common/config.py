@@ -40,6 +40,9 @@ class RunConfig:
     partition: str = "auto"  # natural when the data has client ids, else iid
     num_clients: int = 0  # 0: every natural client of the pretraining pool (HAPT: 21 users)
     method: str = "simclr"
+    fed_algorithm: str = "fedavg"  # client-side update rule: fedavg, fedema, fedu
+    fedema_tau: float = 0.7  # FedEMA's autoscaler target: mu at a client's first blend
+    fedu_threshold: float = 1.0  # FedU: keep the local predictor at this divergence or more
     num_server_rounds: int = 15
     fraction_train: float = 1.0
     local_epochs: int = 2
@@ -144,6 +147,10 @@ class RunConfig:
             _check_threshold(self.num_shares, self.reconstruction_threshold)
         if self.max_weight < 0:
             raise ConfigError(f"max-weight must be >= 0 (0 = auto), got {self.max_weight}")
+        if not 0.0 < self.fedema_tau <= 1.0:
+            raise ConfigError(f"fedema-tau must be in (0, 1], got {self.fedema_tau}")
+        if self.fedu_threshold < 0:
+            raise ConfigError(f"fedu-threshold must be >= 0, got {self.fedu_threshold}")
 
     def validate_for_clients(self, clients_per_round: int) -> None:
         """Checks that need the number of clients sampled per round."""
@@ -168,14 +175,21 @@ class RunConfig:
         _check_threshold(shares, threshold)
 
     def check_names(self) -> None:
-        """Refuse unknown method, data set and partition names (imports the registries)."""
+        """Refuse unknown method, fed-algorithm, data set and partition names (imports the
+        registries)."""
         from common.data.partition import SCHEMES
         from common.data.registry import DATASETS, NPZ_PREFIX
+        from common.fedalgo.registry import FED_ALGORITHMS
         from common.ssl.registry import METHODS
 
         if self.method not in METHODS:
             raise ConfigError(
                 f"method: unknown SSL method {self.method!r}; choose one of {', '.join(METHODS)}"
+            )
+        if self.fed_algorithm not in FED_ALGORITHMS:
+            raise ConfigError(
+                f"fed-algorithm: unknown federated algorithm {self.fed_algorithm!r}; "
+                f"choose one of {', '.join(FED_ALGORITHMS)}"
             )
         if self.dataset not in DATASETS and not self.dataset.startswith(NPZ_PREFIX):
             raise ConfigError(

@@ -17,6 +17,8 @@ import torch
 
 from common.augment.factory import make_augment
 from common.config import RunConfig
+from common.fedalgo.base import FedAlgorithm, Weights
+from common.fedalgo.registry import build_fed_algorithm
 from common.models.registry import build_encoder, default_arch_for
 from common.serialize import arrays_to_state, state_to_arrays
 from common.ssl.base import SSLMethod
@@ -53,9 +55,24 @@ def build_model(
     return build_method(cfg.method, encoder), arch, hparams
 
 
+def fed_algorithm(cfg: RunConfig) -> FedAlgorithm:
+    """The client-side federated algorithm of ``cfg``, with its hyper-parameters."""
+    hparams: dict[str, dict[str, float]] = {
+        "fedema": {"tau": cfg.fedema_tau},
+        "fedu": {"threshold": cfg.fedu_threshold},
+    }
+    return build_fed_algorithm(cfg.fed_algorithm, **hparams.get(cfg.fed_algorithm, {}))
+
+
+def shared_keys(cfg: RunConfig, method: SSLMethod) -> list[str]:
+    """The wire order of the shared weights: the same on the server and on every client,
+    because it depends on the method, the algorithm and the input shape only."""
+    return fed_algorithm(cfg).shared_keys(method)
+
+
 def initial_global_arrays(cfg: RunConfig, input_shape: tuple[int, ...]) -> list[np.ndarray]:
     method, _, _ = build_model(cfg, input_shape)
-    return state_to_arrays(method.state_dict(), method.shared_state_keys())
+    return state_to_arrays(method.state_dict(), shared_keys(cfg, method))
 
 
 def encoder_state_from_arrays(
@@ -63,27 +80,54 @@ def encoder_state_from_arrays(
 ) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
     """The encoder's own state dict (projector etc. dropped) from the shared arrays."""
     method, arch, hparams = build_model(cfg, input_shape)
-    keys = method.shared_state_keys()
+    keys = shared_keys(cfg, method)
     state = arrays_to_state(arrays, keys, method.state_dict())
     enc = {k[len(ENCODER_PREFIX) :]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
     return enc, arch, hparams
 
 
-def _pack_state(method: SSLMethod, optimizer: torch.optim.Optimizer) -> bytes:
+@dataclass
+class ClientState:
+    """What a client keeps between its rounds (one blob in ``context.state`` / on disk)."""
+
+    local: Weights  # the weights never sent: BYOL target and counters, local predictors
+    optimizer: dict[str, Any]  # optimizer moments
+    shared: Weights | None  # its shared weights after training, when the algorithm needs them
+    algorithm: dict[str, float]  # the algorithm's own scalars (FedEMA's scaler)
+
+
+def _pack_state(method: SSLMethod, optimizer: torch.optim.Optimizer, algo: FedAlgorithm) -> bytes:
     full = method.state_dict()
+    shared = algo.shared_keys(method)
     payload = {
-        "local": {k: full[k].detach().cpu() for k in method.local_state_keys()},
+        "local": {k: full[k].detach().cpu() for k in algo.local_keys(method)},
         "optimizer": optimizer.state_dict(),
+        "fed-algorithm": algo.name,
+        "shared": (
+            {k: full[k].detach().cpu().clone() for k in shared}
+            if algo.keeps_local_weights
+            else None
+        ),
+        "algorithm": algo.state_dict(),
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
 
 
-def _unpack_state(blob: bytes, method: SSLMethod, optimizer: torch.optim.Optimizer) -> None:
+def _unpack_state(blob: bytes, algo: FedAlgorithm) -> ClientState | None:
+    """The saved state, or None when it was written under another fed-algorithm: its
+    shared/local split and its extra state mean something else, so the client starts
+    afresh, as at its first participation."""
     payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    method.load_state_dict(payload["local"], strict=False)
-    optimizer.load_state_dict(payload["optimizer"])
+    if payload.get("fed-algorithm", "fedavg") != algo.name:
+        return None
+    return ClientState(
+        local=payload["local"],
+        optimizer=payload["optimizer"],
+        shared=payload.get("shared"),
+        algorithm=payload.get("algorithm") or {},
+    )
 
 
 def client_seed(seed: int, server_round: int, partition_id: int) -> int:
@@ -113,12 +157,21 @@ def run_local_round(
         )
     device = resolve_device(cfg.device)
     method, _, _ = build_model(cfg, tuple(x.shape[1:]))
-    keys = method.shared_state_keys()
-    method.load_state_dict(arrays_to_state(global_arrays, keys, method.state_dict()), strict=False)
+    algo = fed_algorithm(cfg)
+    keys = algo.shared_keys(method)
+    saved = _unpack_state(state, algo) if state is not None else None
+    if saved is not None:
+        algo.load_state_dict(saved.algorithm)
+    global_weights = arrays_to_state(global_arrays, keys, method.state_dict())
+    # The algorithm decides where this round starts: the global weights (FedAvg), a blend
+    # with the client's own (FedEMA), or the global encoder with a local predictor (FedU).
+    start, fed_info = algo.merge(global_weights, saved.shared if saved is not None else None)
+    method.load_state_dict(start, strict=False)
     method.to(device)
     optimizer = make_optimizer(method, "adam", lr=cfg.learning_rate)
-    if state is not None:
-        _unpack_state(state, method, optimizer)
+    if saved is not None:
+        method.load_state_dict(saved.local, strict=False)
+        optimizer.load_state_dict(saved.optimizer)
     else:
         method.init_local_state()
     lr = cfg.round_learning_rate(server_round)
@@ -162,7 +215,10 @@ def run_local_round(
         "learning-rate": lr,
         "delta-norm": float(np.sqrt(sum(float((d.astype(np.float64) ** 2).sum()) for d in delta))),
         "seconds": time.perf_counter() - t0,
+        **fed_info,
     }
+    if state is not None and saved is None:
+        local["state-discarded"] = 1  # saved under another fed-algorithm
     return LocalRoundResult(
-        delta, len(x), metrics, _pack_state(method.cpu(), optimizer), local_metrics=local
+        delta, len(x), metrics, _pack_state(method.cpu(), optimizer, algo), local_metrics=local
     )

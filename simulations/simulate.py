@@ -50,7 +50,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="auto | natural | iid | dirichlet:ALPHA (default: %(default)s)",
     )
     p.add_argument(
-        "--method", default=d.method, help="SSL method: simclr | byol (default: %(default)s)"
+        "--method",
+        default=d.method,
+        help="SSL method: simclr | byol | simsiam (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fed-algorithm",
+        default=d.fed_algorithm,
+        help="client-side update: fedavg | fedema | fedu (default: %(default)s)",
     )
     p.add_argument(
         "--local-epochs",
@@ -142,6 +149,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         partition=args.partition,
         num_clients=args.clients,
         method=args.method,
+        fed_algorithm=args.fed_algorithm,
         num_server_rounds=args.rounds,
         fraction_train=args.fraction_train,
         local_epochs=args.local_epochs,

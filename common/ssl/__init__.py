@@ -5,6 +5,7 @@ from common.ssl.byol import BYOL
 from common.ssl.losses import NegativeCosineLoss, NTXentLoss
 from common.ssl.registry import METHODS, build_method
 from common.ssl.simclr import SimCLR
+from common.ssl.simsiam import SimSiam
 
 __all__ = [
     "BYOL",
@@ -13,5 +14,6 @@ __all__ = [
     "NegativeCosineLoss",
     "SSLMethod",
     "SimCLR",
+    "SimSiam",
     "build_method",
 ]

@@ -9,8 +9,9 @@ from torch import nn
 from common.ssl.base import SSLMethod
 from common.ssl.byol import BYOL
 from common.ssl.simclr import SimCLR
+from common.ssl.simsiam import SimSiam
 
-METHODS: dict[str, type[SSLMethod]] = {"simclr": SimCLR, "byol": BYOL}
+METHODS: dict[str, type[SSLMethod]] = {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam}
 
 
 def build_method(name: str, encoder: nn.Module, **hparams: Any) -> SSLMethod:

@@ -7,7 +7,7 @@ import torch
 
 from common.augment import SensorAugment
 from common.models import CNN1DEncoder
-from common.ssl import BYOL, METHODS, SimCLR, SSLMethod, build_method
+from common.ssl import BYOL, METHODS, SimCLR, SimSiam, SSLMethod, build_method
 from common.train import make_optimizer
 
 
@@ -55,7 +55,7 @@ def test_simclr_shares_everything() -> None:
 
 
 def test_registry_and_unknown_names() -> None:
-    assert METHODS == {"simclr": SimCLR, "byol": BYOL}
+    assert METHODS == {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam}
     assert build_method("simclr", _small_encoder()).name == "simclr"
     with pytest.raises(ValueError, match="byol"):
         build_method("moco", _small_encoder())

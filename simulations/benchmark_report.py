@@ -1,0 +1,153 @@
+"""``fedssl benchmark`` outputs: results.json, a markdown table and three PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+SSL_ARMS = ("federated", "centralized", "random_init")
+LABELS = {
+    "federated": "federated SSL (SecAgg+)",
+    "centralized": "centralized SSL (pooled)",
+    "random_init": "random-init encoder",
+    "local_only": "local-only SSL (mean / worst client)",
+    "supervised": "supervised from scratch",
+    "raw": "raw inputs",
+}
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    fr = results["plan"]["fractions"]
+    arms = results["arms"]
+    head = ["arm", "linear", "kNN", *[f"{f:g} labels" for f in fr]]
+    rows = [head, ["---"] * len(head)]
+    for name in SSL_ARMS:
+        a = arms[name]
+        rows.append(
+            [
+                LABELS[name],
+                _pct(a["linear"]["accuracy"]),
+                _pct(a["knn"]["accuracy"]),
+                *[_pct(a["few-label"][f"{f:g}"]["accuracy_mean"]) for f in fr],
+            ]
+        )
+    lo = arms["local_only"]
+    rows.append(
+        [
+            LABELS["local_only"],
+            f"{_pct(lo['linear']['accuracy'])} / {_pct(lo['linear']['worst'])}",
+            _pct(lo["knn"]["accuracy"]),
+            *["–" for _ in fr],
+        ]
+    )
+    sup = arms["supervised"]
+    rows.append(
+        [
+            LABELS["supervised"] + " (linear column: all labels)",
+            _pct(sup["1"]["accuracy_mean"]),
+            "–",
+            *[_pct(sup[f"{f:g}"]["accuracy_mean"]) for f in fr],
+        ]
+    )
+    raw = arms["raw"]
+    rows.append(
+        [
+            LABELS["raw"],
+            _pct(raw["linear"]["accuracy"]),
+            "–",
+            *[_pct(raw[f"few-label {f:g}"]["accuracy_mean"]) for f in fr],
+        ]
+    )
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    title = (
+        f"{results['dataset']}: {results['method']}, {results['clients']} clients, "
+        f"{results['rounds']} rounds x {results['local_epochs']} local epochs "
+        f"(each SSL arm sees every sample {results['ssl_epochs_per_sample']} times). "
+        f"Accuracy in %, few-label columns: mean over seeds {results['plan']['seeds']}."
+    )
+    return f"{title}\n\nProtocol: {results['protocol']}\n\n" + "\n".join(lines) + "\n"
+
+
+def plots(results: dict[str, Any], out: Path) -> list[Path]:
+    arms, curves, fr = results["arms"], results["curves"], results["plan"]["fractions"]
+    paths = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in ("federated", "centralized"):
+        xs, ys = zip(*curves[name], strict=True)
+        ax.plot(xs, [100 * y for y in ys], marker="o", label=LABELS[name])
+    ax.axhline(
+        100 * arms["random_init"]["linear"]["accuracy"],
+        color="gray",
+        ls="--",
+        label=LABELS["random_init"],
+    )
+    ax.axhline(100 * arms["raw"]["linear"]["accuracy"], color="black", ls=":", label=LABELS["raw"])
+    ax.set_xlabel("round (centralized: epochs / local-epochs)")
+    ax.set_ylabel("linear probe accuracy %")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "probe_per_round.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = ["federated", "centralized", "local_only", "random_init"]
+    for i, proto in enumerate(("linear", "knn")):
+        vals = [100 * arms[n][proto]["accuracy"] for n in names]
+        ax.bar([j + 0.4 * i for j in range(len(names))], vals, width=0.4, label=proto)
+    ax.set_xticks(
+        [j + 0.2 for j in range(len(names))], [LABELS[n].split(" (")[0] for n in names], fontsize=8
+    )
+    ax.set_ylabel("accuracy %")
+    ax.set_ylim(bottom=max(0, min(100 * arms["raw"]["linear"]["accuracy"], 50) - 10))
+    ax.legend()
+    paths.append(_save(fig, out / "protocols.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in SSL_ARMS:
+        ax.plot(
+            fr,
+            [100 * arms[name]["few-label"][f"{f:g}"]["accuracy_mean"] for f in fr],
+            marker="o",
+            label=LABELS[name],
+        )
+    ax.plot(
+        fr,
+        [100 * arms["supervised"][f"{f:g}"]["accuracy_mean"] for f in fr],
+        marker="s",
+        label=LABELS["supervised"],
+    )
+    ax.plot(
+        fr,
+        [100 * arms["raw"][f"few-label {f:g}"]["accuracy_mean"] for f in fr],
+        marker="x",
+        label=LABELS["raw"],
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of labels")
+    ax.set_ylabel("accuracy %")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "label_fraction.png"))
+    return paths
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(results: dict[str, Any], out: Path) -> str:
+    text = table(results)
+    (out / "results.md").write_text(text)
+    results["plots"] = [str(p) for p in plots(results, out)]
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return text
