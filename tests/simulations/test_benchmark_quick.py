@@ -1,0 +1,94 @@
+"""`fedssl benchmark --quick` runs every arm end to end on small data (a real simulation)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    env = {
+        **os.environ,
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "common.cli",
+            "benchmark",
+            "--quick",
+            "--dataset",
+            "digits",
+            "--clients",
+            "3",
+            "--rounds",
+            "1",
+            "--local-clients",
+            "2",
+            "--supervised-steps",
+            "30",
+            "--fractions",
+            "0.1",
+            "--seeds",
+            "0",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    arms = res["arms"]
+    assert set(arms) == {
+        "federated",
+        "centralized",
+        "random_init",
+        "local_only",
+        "supervised",
+        "raw",
+    }
+    for name in ("federated", "centralized", "random_init"):
+        for proto in ("linear", "knn"):
+            assert 0.0 <= arms[name][proto]["accuracy"] <= 1.0
+        assert arms[name]["few-label"]["0.1"]["labels_used"] > 0
+    assert arms["local_only"]["clients_evaluated"] == 2
+    assert arms["local_only"]["linear"]["worst"] <= arms["local_only"]["linear"]["accuracy"]
+    assert set(arms["supervised"]) == {"0.1", "1"}
+    # digits is easy: every learned or raw linear read-out is far above chance (10 %)
+    assert arms["raw"]["linear"]["accuracy"] > 0.8 and arms["federated"]["linear"]["accuracy"] > 0.8
+    assert [r for r, _ in res["curves"]["federated"]] == [0, 1]
+    for png in ("probe_per_round.png", "protocols.png", "label_fraction.png"):
+        assert (out / png).stat().st_size > 1000
+    table = (out / "results.md").read_text()
+    assert "federated SSL (SecAgg+)" in table and "supervised from scratch" in table
+    assert (out / "federated" / "metrics.jsonl").exists()
+
+
+def test_benchmark_refuses_bad_fractions(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "common.cli",
+            "benchmark",
+            "--dataset",
+            "digits",
+            "--fractions",
+            "0,1.5",
+            "--out",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "fractions" in proc.stderr
