@@ -43,6 +43,8 @@ class RunConfig:
     fed_algorithm: str = "fedavg"  # client-side update rule: fedavg, fedema, fedu
     fedema_tau: float = 0.7  # FedEMA's autoscaler target: mu at a client's first blend
     fedu_threshold: float = 1.0  # FedU: keep the local predictor at this divergence or more
+    server_learning_rate: float = 1.0  # global += server-lr * (momentum-averaged) mean delta
+    server_momentum: float = 0.0  # FedAvgM (Hsu et al. 2019); 0 = plain FedAvg
     num_server_rounds: int = 15
     fraction_train: float = 1.0
     local_epochs: int = 2
@@ -151,6 +153,10 @@ class RunConfig:
             raise ConfigError(f"fedema-tau must be in (0, 1], got {self.fedema_tau}")
         if self.fedu_threshold < 0:
             raise ConfigError(f"fedu-threshold must be >= 0, got {self.fedu_threshold}")
+        if self.server_learning_rate <= 0:
+            raise ConfigError(f"server-learning-rate must be > 0, got {self.server_learning_rate}")
+        if not 0.0 <= self.server_momentum < 1.0:
+            raise ConfigError(f"server-momentum must be in [0, 1), got {self.server_momentum}")
 
     def validate_for_clients(self, clients_per_round: int) -> None:
         """Checks that need the number of clients sampled per round."""

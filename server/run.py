@@ -72,7 +72,12 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
 
     init = initial_global_arrays(cfg, shape)
     strategy = DeltaFedAvg(
-        init, cfg.to_flat(), fraction_fit=cfg.fraction_train, min_available_clients=n_clients
+        init,
+        cfg.to_flat(),
+        fraction_fit=cfg.fraction_train,
+        min_available_clients=n_clients,
+        server_learning_rate=cfg.server_learning_rate,
+        server_momentum=cfg.server_momentum,
     )
 
     def save(path: Path, arrays: list[np.ndarray], server_round: int) -> None:

@@ -41,6 +41,8 @@ class DeltaFedAvg(FedAvg):
         *,
         fraction_fit: float,
         min_available_clients: int,
+        server_learning_rate: float = 1.0,
+        server_momentum: float = 0.0,
     ) -> None:
         super().__init__(
             fraction_fit=fraction_fit,
@@ -52,6 +54,10 @@ class DeltaFedAvg(FedAvg):
             accept_failures=True,
         )
         self.global_arrays = [a.astype(np.float32, copy=True) for a in initial_arrays]
+        self.server_learning_rate = server_learning_rate
+        self.server_momentum = server_momentum
+        # FedAvgM's velocity: it works on the aggregate only, so SecAgg+ is unaffected.
+        self.velocity = [np.zeros(a.shape, dtype=np.float64) for a in initial_arrays]
         self.train_config = dict(train_config)
         self.outcome = RoundOutcome(round=0)
 
@@ -98,10 +104,15 @@ class DeltaFedAvg(FedAvg):
         if not all(np.isfinite(m).all() for m in mean):
             out.reason = "aggregate is not finite; previous global encoder kept"
             return None, {}
-        new = [
-            (g.astype(np.float64) + m.reshape(g.shape)).astype(np.float32)
-            for g, m in zip(self.global_arrays, mean, strict=True)
+        step = [
+            self.server_momentum * v + m.reshape(v.shape)
+            for v, m in zip(self.velocity, mean, strict=True)
         ]
+        new = [
+            (g.astype(np.float64) + self.server_learning_rate * s).astype(np.float32)
+            for g, s in zip(self.global_arrays, step, strict=True)
+        ]
+        self.velocity = step
         self.global_arrays = new
         losses = np.array([float(res.metrics.get("train-loss", np.nan)) for _, res in results])
         known = np.isfinite(losses)

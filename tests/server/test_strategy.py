@@ -67,3 +67,22 @@ def test_failed_clients_are_counted_from_the_sample_not_the_error_list() -> None
     s.aggregate_fit(1, ok, [dup, dup])
     assert s.outcome.completed and s.outcome.clients_failed == 2
     assert s.outcome.failures == ["RuntimeError: node 3 died"]
+
+
+def test_server_momentum_and_learning_rate_follow_fedavgm() -> None:
+    init = [np.zeros(3, dtype=np.float32)]
+    s = DeltaFedAvg(
+        init,
+        {},
+        fraction_fit=1.0,
+        min_available_clients=2,
+        server_learning_rate=2.0,
+        server_momentum=0.5,
+    )
+    d = np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    s.begin_round(1)
+    s.aggregate_fit(1, [_res([d], 4, 1.0), _res([d], 6, 1.0)], [])
+    np.testing.assert_allclose(s.global_arrays[0], 2.0 * d, atol=1e-6)  # v1 = d
+    s.begin_round(2)
+    s.aggregate_fit(2, [_res([d], 4, 1.0), _res([d], 6, 1.0)], [])
+    np.testing.assert_allclose(s.global_arrays[0], 2.0 * d + 2.0 * 1.5 * d, atol=1e-6)  # v2 = 1.5 d
