@@ -53,6 +53,20 @@ def _simulate(
     )
 
 
+def _run_config(secure: bool) -> RunConfig:
+    """The RunConfig that ARGS produce."""
+    return RunConfig(
+        dataset="digits",
+        num_clients=3,
+        num_server_rounds=2,
+        local_epochs=1,
+        batch_size=64,
+        seed=3,
+        evaluate=False,
+        secure_aggregation=secure,
+    )
+
+
 def _rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -99,16 +113,7 @@ def test_secagg_aggregate_equals_fedavg_of_client_deltas(tmp_path: Path) -> None
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds_completed"] == 2 and summary["rounds_failed"] == 0
 
-    cfg = RunConfig(
-        dataset="digits",
-        num_clients=3,
-        num_server_rounds=2,
-        local_epochs=1,
-        batch_size=64,
-        seed=3,
-        evaluate=False,
-    )
-    _check_against_fedavg(out, cfg, rounds=2)
+    _check_against_fedavg(out, _run_config(secure=True), rounds=2)
     final = _encoder_state(out / "encoder.pt")
     last = _encoder_state(out / "checkpoints" / "round-0002.pt")
     assert all(torch.equal(final[k], last[k]) for k in final)
@@ -122,17 +127,7 @@ def test_plain_fedavg_run_for_comparison(tmp_path: Path) -> None:
     assert all(r["completed"] and not r["secure_aggregation"] for r in rows)
     n_params = sum(a.size for a in checkpoint_shared_arrays(out / "checkpoints" / "round-0000.pt"))
     assert all(r["upload_bytes_per_client"] == 4 * n_params for r in rows)  # float32, unmasked
-    cfg = RunConfig(
-        dataset="digits",
-        num_clients=3,
-        num_server_rounds=2,
-        local_epochs=1,
-        batch_size=64,
-        seed=3,
-        evaluate=False,
-        secure_aggregation=False,
-    )
-    _check_against_fedavg(out, cfg, rounds=2)
+    _check_against_fedavg(out, _run_config(secure=False), rounds=2)
     # Reusing a folder that holds a run is refused before anything starts.
     again = _simulate(out, "--no-secure-aggregation")
     assert again.returncode == 2 and "already holds a run" in again.stderr
