@@ -14,14 +14,14 @@ from collections.abc import Sequence
 
 # name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "benchmark": (
-        "simulations.benchmark",
-        "federated SSL against centralized, local-only, supervised and raw baselines",
-    ),
     "simulate": ("simulations.simulate", "federated SSL pretraining in a local Flower simulation"),
     "evaluate": (
         "simulations.evaluate",
         "linear probe, kNN and few-label evaluation of a saved encoder",
+    ),
+    "benchmark": (
+        "simulations.benchmark",
+        "federated SSL against centralized, local-only, supervised and raw baselines",
     ),
 }
 
