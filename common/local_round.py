@@ -22,7 +22,7 @@ from common.fedalgo.registry import build_fed_algorithm
 from common.models.registry import build_encoder, default_arch_for
 from common.serialize import arrays_to_state, state_to_arrays
 from common.ssl.base import SSLMethod
-from common.ssl.registry import build_method
+from common.ssl.registry import METHODS, build_method
 from common.train import make_optimizer, train_epochs
 
 ENCODER_PREFIX = "encoder."
@@ -52,7 +52,11 @@ def build_model(
     arch, hparams = default_arch_for(tuple(input_shape))
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(arch, **hparams)
-    return build_method(cfg.method, encoder), arch, hparams
+    method_cls = METHODS[cfg.method]
+    kwargs = {
+        k.replace("-", "_"): getattr(cfg, k.replace("-", "_")) for k in method_cls.config_hparams
+    }
+    return build_method(cfg.method, encoder, **kwargs), arch, hparams
 
 
 def fed_algorithm(cfg: RunConfig) -> FedAlgorithm:

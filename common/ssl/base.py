@@ -27,6 +27,8 @@ class SSLMethod(nn.Module):
 
     name: ClassVar[str] = ""
     shared_modules: ClassVar[tuple[str, ...]] = ("encoder", "projector")
+    # Run-config keys (kebab-case) this method takes as constructor keyword arguments.
+    config_hparams: ClassVar[tuple[str, ...]] = ()
 
     encoder: nn.Module
 

@@ -17,6 +17,7 @@ class SimCLR(SSLMethod):
     """
 
     name = "simclr"
+    config_hparams = ("temperature",)
 
     def __init__(
         self,

@@ -105,3 +105,10 @@ def test_same_seed_same_delta() -> None:
     c = run_local_round(cfg, x, glob, None, server_round=1, partition_id=3)
     assert all(np.array_equal(p, q) for p, q in zip(a.delta, b.delta, strict=True))
     assert not all(np.array_equal(p, q) for p, q in zip(a.delta, c.delta, strict=True))
+
+
+def test_run_config_hyper_parameters_reach_the_method() -> None:
+    method, _, _ = build_model(RunConfig(temperature=0.37), (6, 64))
+    assert method.criterion.temperature == 0.37  # type: ignore[union-attr]
+    byol, _, _ = build_model(RunConfig(method="byol", temperature=0.37), (6, 64))
+    assert not hasattr(byol, "criterion") or getattr(byol.criterion, "temperature", None) is None
