@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from common.augment.factory import make_augment
 from common.config import RunConfig
@@ -88,6 +89,16 @@ def encoder_state_from_arrays(
     state = arrays_to_state(arrays, keys, method.state_dict())
     enc = {k[len(ENCODER_PREFIX) :]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
     return enc, arch, hparams
+
+
+def encoder_from_arrays(
+    cfg: RunConfig, input_shape: tuple[int, ...], arrays: list[np.ndarray]
+) -> tuple[nn.Module, str, dict[str, Any]]:
+    """A ready encoder (eval mode) rebuilt from the shared arrays, with its arch and hparams."""
+    state, arch, hparams = encoder_state_from_arrays(cfg, input_shape, arrays)
+    encoder = build_encoder(arch, **hparams)
+    encoder.load_state_dict(state)
+    return encoder.eval(), arch, hparams
 
 
 @dataclass

@@ -16,8 +16,7 @@ from flwr.serverapp import Grid
 
 from common.client_data import client_indices, load_with_split
 from common.config import ConfigError, RunConfig
-from common.local_round import encoder_state_from_arrays, initial_global_arrays
-from common.models.registry import build_encoder
+from common.local_round import encoder_from_arrays, initial_global_arrays
 from common.plots import plot_rounds
 from common.serialize import save_encoder
 from server.evaluation import probe_encoders
@@ -81,9 +80,7 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
     )
 
     def save(path: Path, arrays: list[np.ndarray], server_round: int) -> None:
-        state, arch, hparams = encoder_state_from_arrays(cfg, shape, arrays)
-        enc = build_encoder(arch, **hparams)
-        enc.load_state_dict(state)
+        enc, arch, hparams = encoder_from_arrays(cfg, shape, arrays)
         meta = {"round": server_round, "method": cfg.method, "dataset": cfg.dataset}
         shared = {f"{i:04d}": torch.from_numpy(a) for i, a in enumerate(arrays)}
         save_encoder(path, enc, arch, hparams, meta, extra_state=shared)
@@ -170,12 +167,10 @@ def finish(
         "encoder": str(out.dir / "encoder.pt"),
     }
     if cfg.evaluate:
-        encoders = {}
-        for name, arrays in (("federated", strategy.global_arrays), ("random_init", init)):
-            state, arch, hparams = encoder_state_from_arrays(cfg, shape, arrays)
-            enc = build_encoder(arch, **hparams)
-            enc.load_state_dict(state)
-            encoders[name] = enc.eval()
+        encoders = {
+            name: encoder_from_arrays(cfg, shape, arrays)[0]
+            for name, arrays in (("federated", strategy.global_arrays), ("random_init", init))
+        }
         log.info("linear probe of the federated and the random-init encoder ...")
         summary["linear_probe"] = probe_encoders(cfg, encoders)
     if rows:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -24,18 +23,12 @@ from simulations.proc_tree import PeakMemory
 
 
 def run_one(out: Path, secure: bool, extra: list[str]) -> dict:
+    # common.cli forces the safe Flower environment (no telemetry, no runtime installs).
     cmd = [sys.executable, "-m", "common.cli", "simulate", "--out", str(out), *extra]
     if not secure:
         cmd.append("--no-secure-aggregation")
-    env = {
-        **os.environ,
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-    }
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with PeakMemory(proc.pid) as mem:
         output, _ = proc.communicate()
     wall = time.perf_counter() - t0

@@ -10,7 +10,6 @@ raw inputs. Writes ``results.json``, ``results.md`` and PNG plots.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -143,13 +142,8 @@ def simulate_federated(cfg: Any, out: Path, fed_algorithm: str) -> float:
     ]
     if fed_algorithm != "fedavg":
         cmd += ["--set", f"fed-algorithm={fed_algorithm}"]
-    env = {
-        **os.environ,
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-    }
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"federated run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return time.perf_counter() - t0
