@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from flwr.compat.common import recorddict_compat as compat
 
 from client.faults import InjectedFault, fault_injection_mod, partition_id_of, should_fail
 from client.secagg import optional_secaggplus_mod
+from client.state_store import load_state, save_state, state_file
 
 STATE_RECORD = "fedssl-client-state"
 ROUND_KEY = "server-round"
@@ -51,6 +53,14 @@ def _local_inputs(cfg_flat: dict[str, Any], context: Context) -> np.ndarray:
     return client_inputs(cfg, partition_id_of(context))
 
 
+def _state_path(context: Context, cfg: Any) -> Path | None:
+    """The node-local state file of this run, when the node has a ``state-dir``."""
+    state_dir = context.node_config.get("state-dir")
+    if not state_dir:
+        return None
+    return state_file(str(state_dir), cfg.out_dir or "default")
+
+
 @app.train(mods=[fault_injection_mod, optional_secaggplus_mod])
 def train(msg: Message, context: Context) -> Message:
     """Local self-supervised training for one round."""
@@ -69,6 +79,11 @@ def train(msg: Message, context: Context) -> Message:
     x = _local_inputs(flat, context)
     record = context.state.config_records.get(STATE_RECORD)
     state = bytes(record["blob"]) if record is not None else None  # type: ignore[arg-type]
+    disk = _state_path(context, cfg)
+    if state is None and disk is not None:
+        state = load_state(disk)
+        if state is not None:
+            log.info("round %d: restored local state from %s", server_round, disk)
     result = run_local_round(
         cfg,
         x,
@@ -78,11 +93,25 @@ def train(msg: Message, context: Context) -> Message:
         partition_id=pid,
     )
     context.state.config_records[STATE_RECORD] = ConfigRecord({"blob": result.state})
+    if disk is not None:
+        save_state(disk, result.state)
+    num_examples = result.num_examples
+    if cfg.max_weight and num_examples > cfg.max_weight:
+        # SecAgg+ scales each update by num_examples / max-weight; above 1 the scaled
+        # values can overflow the clipping range, so this device counts as max-weight.
+        log.warning(
+            "round %d: %d local samples exceed max-weight %g; weighted as %g",
+            server_round,
+            num_examples,
+            cfg.max_weight,
+            cfg.max_weight,
+        )
+        num_examples = int(cfg.max_weight)
     log.info("round %d: %s", server_round, {**result.metrics, **result.local_metrics})
     fitres = FitRes(
         status=Status(code=Code.OK, message="OK"),
         parameters=ndarrays_to_parameters(result.delta),
-        num_examples=result.num_examples,
+        num_examples=num_examples,
         metrics=dict(result.metrics),
     )
     return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)

@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "simulations.benchmark",
         "federated SSL against centralized, local-only, supervised and raw baselines",
     ),
+    "certs": ("server.certs", "make the CA, the server certificate and device keys"),
+    "server": ("server.daemon", "run the server daemon (SuperLink + the federated SSL run)"),
+    "client": ("client.edge", "run an edge client (SuperNode) on a device"),
 }
 
 # Flower must never phone home nor pip/uv-install anything at run time.

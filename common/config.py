@@ -65,6 +65,11 @@ class RunConfig:
     max_failed_rounds: int = 0
     evaluate: bool = True  # linear probe on the server when it can read the data set
     out_dir: str = ""
+    # Deployment: each device reads its own file (node config data-path); the server's
+    # `dataset` then only fixes the input shape and the probe, and num-clients is the
+    # number of devices to wait for.
+    node_data: bool = False
+    resume: bool = False  # continue the run in out-dir from its last good checkpoint
 
     # ---- conversions -------------------------------------------------------------
 
@@ -148,6 +153,13 @@ class RunConfig:
             )
         if self.num_shares and self.reconstruction_threshold:
             _check_threshold(self.num_shares, self.reconstruction_threshold)
+        if self.node_data and self.num_clients < 3 and self.secure_aggregation:
+            raise ConfigError(
+                "num-clients must be >= 3 when devices bring their own data (node-data) "
+                f"with secure aggregation, got {self.num_clients}"
+            )
+        if self.resume and not self.out_dir:
+            raise ConfigError("resume needs out-dir: the folder of the run to continue")
         if self.max_weight < 0:
             raise ConfigError(f"max-weight must be >= 0 (0 = auto), got {self.max_weight}")
         if not 0.0 < self.fedema_tau <= 1.0:

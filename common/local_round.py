@@ -18,6 +18,7 @@ from torch import nn
 
 from common.augment.factory import make_augment
 from common.config import RunConfig
+from common.data.errors import DataError
 from common.fedalgo.base import FedAlgorithm, Weights
 from common.fedalgo.registry import build_fed_algorithm
 from common.models.registry import build_encoder, default_arch_for
@@ -177,7 +178,13 @@ def run_local_round(
     saved = _unpack_state(state, algo) if state is not None else None
     if saved is not None:
         algo.load_state_dict(saved.algorithm)
-    global_weights = arrays_to_state(global_arrays, keys, method.state_dict())
+    try:
+        global_weights = arrays_to_state(global_arrays, keys, method.state_dict())
+    except ValueError as exc:
+        raise DataError(
+            f"client {partition_id}: local samples of shape {tuple(x.shape[1:])} do not fit the "
+            f"global encoder ({exc}); the device's data must match the run's data set"
+        ) from None
     # The algorithm decides where this round starts: the global weights (FedAvg), a blend
     # with the client's own (FedEMA), or the global encoder with a local predictor (FedU).
     start, fed_info = algo.merge(global_weights, saved.shared if saved is not None else None)

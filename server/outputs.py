@@ -22,18 +22,43 @@ RUN_FILES = ("metrics.jsonl", "summary.json", "encoder.pt", "config.json")
 
 
 class RunOutputs:
-    def __init__(self, out_dir: str | Path) -> None:
+    def __init__(self, out_dir: str | Path, *, resume: bool = False) -> None:
         self.dir = Path(out_dir).expanduser().resolve()
+        self.metrics_path = self.dir / "metrics.jsonl"
+        self.rows: list[dict[str, Any]] = []
+        if resume:
+            self._open_existing()
+            return
         if any((self.dir / name).exists() for name in RUN_FILES):
             raise ConfigError(
                 f"out-dir {self.dir} already holds a run; choose a new folder so that no "
-                "result is mixed with or overwrites another"
+                "result is mixed with or overwrites another (or resume it)"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "checkpoints").mkdir(exist_ok=True)
-        self.metrics_path = self.dir / "metrics.jsonl"
         self.metrics_path.write_text("")  # a new run starts a new record
-        self.rows: list[dict[str, Any]] = []
+
+    def _open_existing(self) -> None:
+        if not (self.dir / "config.json").is_file():
+            raise ConfigError(f"resume: {self.dir} holds no run to continue (no config.json)")
+        if (self.dir / "summary.json").exists():
+            raise ConfigError(f"resume: the run in {self.dir} has already finished")
+        (self.dir / "checkpoints").mkdir(exist_ok=True)
+        if self.metrics_path.exists():
+            for line in self.metrics_path.read_text().splitlines():
+                try:
+                    self.rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a torn last line from a killed server: rounds after it are redone
+
+    def truncate(self, last_round: int) -> None:
+        """Forget rounds after ``last_round`` (their checkpoint was lost or corrupt)."""
+        self.rows = [r for r in self.rows if r["round"] <= last_round]
+        text = "".join(json.dumps(r, default=_jsonable) + "\n" for r in self.rows)
+        atomic_write_bytes(self.metrics_path, text.encode())
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.dir / name).read_text())
 
     def write_json(self, name: str, obj: Any) -> Path:
         path = self.dir / name

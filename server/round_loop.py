@@ -44,8 +44,7 @@ def run_rounds(
     thread, f_stop, c_done = start_update_client_manager_thread(grid, context.client_manager)
     try:
         c_done.wait()
-        log.info("waiting for %d clients to connect", wait_for_clients)
-        context.client_manager.wait_for(wait_for_clients, timeout=3600)
+        _wait_for_clients(context, wait_for_clients)
         params = ndarrays_to_parameters(strategy.global_arrays)
         context.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(
             params, keep_input=True
@@ -77,3 +76,23 @@ def run_rounds(
     finally:
         f_stop.set()
         thread.join(timeout=10)
+
+
+def _wait_for_clients(context: LegacyContext, needed: int, timeout: float = 3600.0) -> None:
+    """Block until ``needed`` nodes are connected, logging each arrival and departure."""
+    manager = context.client_manager
+    seen: set[str] = set()
+    log.info("waiting for %d clients to connect", needed)
+    deadline = time.monotonic() + timeout
+    while True:
+        now = set(manager.all())
+        for cid in sorted(now - seen):
+            log.info("client connected: node %s (%d/%d)", cid, len(now), needed)
+        for cid in sorted(seen - now):
+            log.info("client left: node %s (%d/%d)", cid, len(now), needed)
+        seen = now
+        if len(now) >= needed:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(now)} of {needed} clients connected in {timeout:.0f} s")
+        manager.wait_for(len(now) + 1, timeout=2)

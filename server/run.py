@@ -22,11 +22,17 @@ from common.serialize import save_encoder
 from server.evaluation import probe_encoders
 from server.outputs import RunOutputs
 from server.plain_workflow import PlainFitWorkflow
+from server.resume import check_same_run, find_resume_point
 from server.round_loop import Workflow, run_rounds
 from server.round_outcome import RoundOutcome
 from server.strategy import DeltaFedAvg
 
 log = logging.getLogger("fedssl.server")
+
+
+# SecAgg+ weight bound when devices bring their own data (node-data): a device with
+# more samples than this is weighted as if it had this many.
+DEPLOYMENT_MAX_WEIGHT = 4096.0
 
 
 class RunFailedError(RuntimeError):
@@ -58,18 +64,41 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
     t_start = time.perf_counter()
     cfg.check_names()
     ds, _ = load_with_split(cfg.dataset, cfg.seed)
-    parts = client_indices(cfg)
-    n_clients = len(parts)
-    if cfg.max_weight == 0:
-        cfg = cfg.replace(max_weight=float(max(len(p) for p in parts)))
+    if cfg.node_data:
+        # Devices bring their own files: the server never sees how much data each holds,
+        # so SecAgg+'s weight bound is a fixed cap (a device with more samples is
+        # weighted as if it had max-weight; see client_app).
+        n_clients = cfg.num_clients
+        if cfg.max_weight == 0:
+            cfg = cfg.replace(max_weight=DEPLOYMENT_MAX_WEIGHT)
+    else:
+        parts = client_indices(cfg)
+        n_clients = len(parts)
+        if cfg.max_weight == 0:
+            cfg = cfg.replace(max_weight=float(max(len(p) for p in parts)))
     per_round = cfg.clients_per_round(n_clients)
     cfg.validate_for_clients(per_round)
-    out = RunOutputs(cfg.out_dir or default_out_dir(cfg))
+    out = RunOutputs(cfg.out_dir or default_out_dir(cfg), resume=cfg.resume)
     cfg = cfg.replace(out_dir=str(out.dir))
     shape = tuple(ds.input_shape)
-    out.write_json("config.json", {**cfg.to_flat(), "resolved-clients": n_clients})
-
     init = initial_global_arrays(cfg, shape)
+    first_round, start_arrays = 1, init
+    if cfg.resume:
+        check_same_run(out.read_json("config.json"), cfg)
+        point = find_resume_point(out)
+        first_round, start_arrays = point.next_round, point.arrays
+        log.info(
+            "resuming %s at round %d from the checkpoint of round %d",
+            out.dir,
+            first_round,
+            point.checkpoint_round,
+        )
+        if cfg.server_momentum > 0:
+            log.warning("resume: server momentum restarts from zero")
+    out.write_json(
+        "config.json", {**cfg.replace(resume=False).to_flat(), "resolved-clients": n_clients}
+    )
+
     strategy = DeltaFedAvg(
         init,
         cfg.to_flat(),
@@ -78,6 +107,7 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         server_learning_rate=cfg.server_learning_rate,
         server_momentum=cfg.server_momentum,
     )
+    strategy.set_global(start_arrays)
 
     def save(path: Path, arrays: list[np.ndarray], server_round: int) -> None:
         enc, arch, hparams = encoder_from_arrays(cfg, shape, arrays)
@@ -85,7 +115,8 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         shared = {f"{i:04d}": torch.from_numpy(a) for i, a in enumerate(arrays)}
         save_encoder(path, enc, arch, hparams, meta, extra_state=shared)
 
-    save(out.checkpoint_path(0), init, 0)
+    if not cfg.resume:
+        save(out.checkpoint_path(0), init, 0)
     secagg = "SecAgg+" if cfg.secure_aggregation else "plain FedAvg (no secure aggregation)"
     shares = cfg.secagg_shares(per_round) if cfg.secure_aggregation else None
     log.info(
@@ -131,7 +162,7 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         legacy,
         make_fit_workflow(cfg, per_round),
         strategy,
-        first_round=1,
+        first_round=first_round,
         last_round=cfg.num_server_rounds,
         on_round_end=on_round_end,
         wait_for_clients=n_clients,

@@ -1,0 +1,147 @@
+"""``fedssl client``: an edge device's process, a Flower SuperNode with fedssl's node config.
+
+It checks what it can before connecting (the data file, the key's permissions, the CA
+certificate), then runs ``flower-supernode`` with TLS and the device's identity key,
+its data path and a node-local state folder (per-client SSL state survives restarts).
+When the server is away it keeps retrying; SIGTERM or Ctrl-C stops it and every
+ClientApp process it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+log = logging.getLogger("fedssl.client")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", required=True, help="the server's HOST:PORT")
+    p.add_argument("--data", required=True, help="this device's data: an .npz file (x, optional y)")
+    p.add_argument("--key", default="", help="this device's private key (from `fedssl certs`)")
+    p.add_argument("--ca", default="", help="the CA certificate that signed the server's")
+    p.add_argument("--insecure", action="store_true", help="plaintext, no identity: lab use only")
+    p.add_argument(
+        "--state-dir", default="fedssl-client", help="node-local state (default: %(default)s)"
+    )
+    p.add_argument("--name", default="", help="name in logs (default: the key's file name)")
+    p.add_argument(
+        "--port", type=int, default=0, help="local ClientApp API port (default: a free one)"
+    )
+    p.add_argument(
+        "--max-wait-time",
+        type=float,
+        default=0,
+        help="give up after this many seconds without the server (default: never)",
+    )
+    p.add_argument(
+        "--allow-plain-updates",
+        action="store_true",
+        help="also answer a server that asks for unmasked updates (off: SecAgg+ only)",
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _check_inputs(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
+    from common.data.registry import load_dataset
+    from common.keyfiles import check_private_key_file
+
+    data = Path(args.data).expanduser().resolve()
+    ds = load_dataset(f"npz:{data}")  # DataError names the problem in the file
+    log.info("data %s: %d samples of shape %s", data, len(ds.x), tuple(ds.x.shape[1:]))
+    if args.insecure:
+        log.warning("!!! --insecure: no TLS and no device identity; lab use only !!!")
+        return data, None, None
+    if not args.key or not args.ca:
+        raise ValueError("--key and --ca are required (or --insecure for a lab server)")
+    key = check_private_key_file(args.key).resolve()
+    ca = Path(args.ca).expanduser().resolve()
+    if not ca.is_file():
+        raise FileNotFoundError(f"--ca: {ca} does not exist")
+    return data, key, ca
+
+
+def supernode_argv(
+    args: argparse.Namespace, data: Path, key: Path | None, ca: Path | None, state: Path
+) -> list[str]:
+    local = Path(sys.executable).parent / "flower-supernode"
+    exe = str(local) if local.exists() else (shutil.which("flower-supernode") or "flower-supernode")
+    node_config = f'data-path="{data}" state-dir="{state}"'
+    if args.allow_plain_updates:
+        node_config += " allow-plain-updates=true"
+    argv = [exe, "--superlink", args.server, "--node-config", node_config]
+    argv += ["--port", str(args.port or _free_port())]
+    if args.max_wait_time:
+        argv += ["--max-wait-time", str(args.max_wait_time)]
+    if key is None:
+        argv.append("--insecure")
+    else:
+        argv += ["--root-certificates", str(ca), "--auth-supernode-private-key", str(key)]
+    return argv
+
+
+def _relay(name: str, line: str) -> None:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+    if text:
+        print(f"[{name}] {text}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from common.cli import SAFE_ENV
+    from common.data.errors import DataError
+    from common.keyfiles import KeyFileError
+    from common.logs import setup_logging
+    from common.processes import Child
+
+    setup_logging()
+    try:
+        data, key, ca = _check_inputs(args)
+    except (DataError, KeyFileError, ValueError, FileNotFoundError) as exc:
+        print(f"fedssl client: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    state = Path(args.state_dir).expanduser().resolve()
+    (state / "flwr-home").mkdir(parents=True, exist_ok=True)
+    name = args.name or (key.name if key else "device")
+    env = {**os.environ, **SAFE_ENV, "FLWR_HOME": str(state / "flwr-home"), "PYTHONUNBUFFERED": "1"}
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: stopping the client", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+    argv = supernode_argv(args, data, key, ca, state)
+    child = Child(
+        "supernode",
+        argv,
+        env=env,
+        log_file=state / "supernode.log",
+        on_line=lambda line: _relay(name, line),
+        cwd=state,
+    )
+    log.info("device %s: SuperNode pid %d connecting to %s", name, child.pid, args.server)
+    try:
+        while child.poll() is None and not stop.is_set():
+            stop.wait(1.0)
+    finally:
+        rc = child.stop()
+    if stop.is_set():
+        return EXIT_OK
+    log.error("the SuperNode exited with code %s; see %s", rc, state / "supernode.log")
+    return EXIT_ERROR if rc else EXIT_OK

@@ -1,0 +1,45 @@
+"""Per-client state on the device's disk, so a restarted client keeps it.
+
+A ClientApp lives for one message; Flower keeps ``context.state`` only as long as the
+SuperNode process and the run. BYOL's target, FedU's predictor and FedEMA's scaler
+must outlive both (a device reboot, a server restart that resumes the run as a new
+Flower run), so each completed round also writes them to ``state-dir``: one
+checksummed file per run, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from common.serialize import atomic_write_bytes
+
+MAGIC = b"FEDSSL-STATE-1\n"
+log = logging.getLogger("fedssl.client")
+
+
+def state_file(state_dir: str | Path, run_key: str) -> Path:
+    """The file of one run; ``run_key`` names the run (its output folder on the server)."""
+    tag = hashlib.sha256(run_key.encode()).hexdigest()[:16]
+    return Path(state_dir).expanduser() / f"client-state-{tag}.bin"
+
+
+def save_state(path: Path, blob: bytes) -> None:
+    atomic_write_bytes(path, MAGIC + hashlib.sha256(blob).digest() + blob)
+
+
+def load_state(path: Path) -> bytes | None:
+    """The saved blob, or None when there is none or it is corrupt (then said loudly)."""
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    head, digest, blob = (
+        data[: len(MAGIC)],
+        data[len(MAGIC) : len(MAGIC) + 32],
+        data[len(MAGIC) + 32 :],
+    )
+    if head != MAGIC or hashlib.sha256(blob).digest() != digest:
+        log.warning("local state %s is corrupt or truncated; starting from fresh local state", path)
+        return None
+    return blob

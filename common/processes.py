@@ -1,0 +1,106 @@
+"""Child processes of the fedssl daemons: started in their own session, their output
+relayed line by line, stopped as a group (only what the daemon itself started)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+LineHook = Callable[[str], None]
+
+
+class Child:
+    """One child process and its descendants (its own session / process group)."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        log_file: Path | None = None,
+        logger: logging.Logger | None = None,
+        on_line: LineHook | None = None,
+        cwd: str | Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self._log = logger or logging.getLogger(f"fedssl.{name}")
+        self._on_line = on_line
+        self._log_fh = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._relay, name=f"relay-{name}", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _relay(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            if self._log_fh is not None:
+                self._log_fh.write(line + "\n")
+                self._log_fh.flush()
+            if self._on_line is not None:
+                self._on_line(line)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        rc = self.proc.wait(timeout)
+        self._reader.join(timeout=5)
+        return rc
+
+    def stop(self, grace: float = 15.0) -> int | None:
+        """SIGTERM the group, then SIGKILL what is left after ``grace`` seconds."""
+        if self.proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self._log.warning("%s did not stop in %.0f s; killing it", self.name, grace)
+        # Grandchildren (a ServerApp or ClientApp process) may outlive their parent.
+        self._signal_group(signal.SIGKILL)
+        rc = self.proc.wait()
+        self._reader.join(timeout=5)
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+        return rc
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # the group we created with start_new_session
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def run_quiet(argv: Sequence[str], env: dict[str, str], timeout: float = 60.0) -> tuple[int, str]:
+    """Run a short command; return (exit code, combined output)."""
+    res = subprocess.run(
+        list(argv),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return res.returncode, (res.stdout or "") + (res.stderr or "")

@@ -1,0 +1,171 @@
+"""The SuperLink child of ``fedssl server`` and the ``flwr`` CLI calls made against it.
+
+Flower's CLI finds a SuperLink through ``$FLWR_HOME/config.toml``; the daemon keeps
+its own FLWR_HOME inside its state folder, so it never touches the user's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.cli import SAFE_ENV
+from common.processes import Child, run_quiet
+
+CONNECTION = "fedssl"
+log = logging.getLogger("fedssl.server")
+
+
+class DeploymentError(RuntimeError):
+    """The SuperLink could not be started or driven; the message says what to fix."""
+
+
+def flwr_bin(name: str) -> str:
+    """A Flower executable next to this Python (the venv), else on PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise DeploymentError(f"{name} not found: is flwr installed in this environment?")
+    return found
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    state_dir: Path
+    host: str
+    port: int
+    database: Path
+    certs: Path | None  # None: --insecure
+
+    @property
+    def flwr_home(self) -> Path:
+        return self.state_dir / "flwr-home"
+
+    @property
+    def local_address(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{host}:{self.port}"
+
+
+def child_env(flwr_home: Path) -> dict[str, str]:
+    env = {**os.environ, **SAFE_ENV, "FLWR_HOME": str(flwr_home)}
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def write_connection(s: LinkSettings) -> None:
+    s.flwr_home.mkdir(parents=True, exist_ok=True)
+    lines = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]"]
+    lines.append(f'address = "{s.local_address}"')
+    if s.certs is None:
+        lines.append("insecure = true")
+    else:
+        lines.append(f'root-certificates = "{s.certs / "ca.crt"}"')
+    (s.flwr_home / "config.toml").write_text("\n".join(lines) + "\n")
+
+
+def start_superlink(s: LinkSettings) -> Child:
+    argv = [
+        flwr_bin("flower-superlink"),
+        "--host",
+        s.host,
+        "--port",
+        str(s.port),
+        "--database",
+        str(s.database),
+        "--disable-runtime-dependency-installation",
+    ]
+    if s.certs is None:
+        argv.append("--insecure")
+    else:
+        argv += [
+            "--ssl-ca-certfile",
+            str(s.certs / "ca.crt"),
+            "--ssl-certfile",
+            str(s.certs / "server.crt"),
+            "--ssl-keyfile",
+            str(s.certs / "server.key"),
+            "--enable-supernode-auth",
+        ]
+    write_connection(s)
+    logs = s.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    link_log = logging.getLogger("fedssl.superlink")
+    child = Child(
+        "superlink",
+        argv,
+        env=child_env(s.flwr_home),
+        log_file=logs / "superlink.log",
+        on_line=lambda line: _relay_superlink(link_log, line),
+        cwd=s.state_dir,
+    )
+    log.info(
+        "SuperLink pid %d on %s:%d (log: %s)", child.pid, s.host, s.port, logs / "superlink.log"
+    )
+    return child
+
+
+def _relay_superlink(logger: logging.Logger, line: str) -> None:
+    """Only what an operator needs: errors and warnings (the full log is on disk)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+    if text.startswith(("ERROR", "WARNING", "CRITICAL")) or "Traceback" in text:
+        logger.warning("superlink: %s", text)
+
+
+def flwr_cli(s: LinkSettings, *args: str, timeout: float = 120.0) -> tuple[int, str]:
+    return run_quiet([flwr_bin("flwr"), *args], child_env(s.flwr_home), timeout=timeout)
+
+
+def wait_until_up(s: LinkSettings, child: Child, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise DeploymentError(
+                f"the SuperLink exited with code {child.poll()}; see {s.state_dir / 'logs' / 'superlink.log'}"
+            )
+        rc, out = flwr_cli(s, "ls", CONNECTION, "--format", "json", timeout=30)
+        if rc == 0 and '"success": true' in out:
+            return
+        time.sleep(1.0)
+    raise DeploymentError(f"the SuperLink did not answer on {s.local_address} in {timeout:.0f} s")
+
+
+def register_node(s: LinkSettings, public_key: Path) -> str:
+    """Register one device key; returns its node id, or "" when already registered."""
+    rc, out = flwr_cli(s, "supernode", "register", str(public_key), CONNECTION, "--format", "json")
+    payload = _json_tail(out)
+    if payload.get("success"):
+        return str(payload.get("node-id", payload.get("node_id", "")))
+    err = str(payload.get("error-message", out))
+    if "already in use" in err:
+        return ""
+    raise DeploymentError(f"registering {public_key} failed: {err.strip()}")
+
+
+def list_nodes(s: LinkSettings) -> list[dict[str, object]]:
+    rc, out = flwr_cli(s, "supernode", "list", CONNECTION, "--format", "json", timeout=30)
+    nodes = _json_tail(out).get("nodes", [])
+    return nodes if isinstance(nodes, list) else []
+
+
+def stop_run(s: LinkSettings, run_id: str) -> None:
+    rc, out = flwr_cli(s, "stop", run_id, CONNECTION, timeout=60)
+    log.info("stopped the old Flower run %s (%s)", run_id, "ok" if rc == 0 else out.strip()[-200:])
+
+
+def _json_tail(text: str) -> dict[str, object]:
+    start = text.find("{")
+    if start < 0:
+        return {}
+    try:
+        payload = json.loads(text[start:])
+    except json.JSONDecodeError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
