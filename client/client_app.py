@@ -21,6 +21,7 @@ from flwr.compat.common import recorddict_compat as compat
 from client.faults import InjectedFault, fault_injection_mod, partition_id_of, should_fail
 from client.secagg import optional_secaggplus_mod
 from client.state_store import load_state, save_state, state_file
+from client.timing import timing_mod
 
 STATE_RECORD = "fedssl-client-state"
 ROUND_KEY = "server-round"
@@ -61,7 +62,7 @@ def _state_path(context: Context, cfg: Any) -> Path | None:
     return state_file(str(state_dir), cfg.out_dir or "default")
 
 
-@app.train(mods=[fault_injection_mod, optional_secaggplus_mod])
+@app.train(mods=[timing_mod, fault_injection_mod, optional_secaggplus_mod])
 def train(msg: Message, context: Context) -> Message:
     """Local self-supervised training for one round."""
     # Imported here: three of SecAgg+'s four messages per round never train.

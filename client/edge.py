@@ -95,6 +95,34 @@ def supernode_argv(
     return argv
 
 
+# What a SuperNode's exit output means, in the words a device operator needs.
+DIAGNOSES = (
+    (
+        "Failed to activate SuperNode",
+        "the server refused this device: its public key is not registered there "
+        "(on the server: `fedssl server --register KEY.pub ...`)",
+    ),
+    (
+        "Server disconnected without sending a response",
+        "the server closed the connection: a plaintext client (--insecure) against a TLS "
+        "server, or the wrong port",
+    ),
+    (
+        "CERTIFICATE_VERIFY_FAILED",
+        "the server's certificate does not verify against --ca (wrong CA, or the host name "
+        "is not in the certificate: `fedssl certs --host NAME`)",
+    ),
+)
+
+
+def diagnose(lines: list[str]) -> str:
+    text = "\n".join(lines)
+    for needle, meaning in DIAGNOSES:
+        if needle in text:
+            return meaning
+    return ""
+
+
 def _relay(name: str, line: str) -> None:
     text = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
     if text:
@@ -127,12 +155,19 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
     argv = supernode_argv(args, data, key, ca, state)
+    tail: list[str] = []
+
+    def on_line(line: str) -> None:
+        tail.append(line)
+        del tail[:-200]
+        _relay(name, line)
+
     child = Child(
         "supernode",
         argv,
         env=env,
         log_file=state / "supernode.log",
-        on_line=lambda line: _relay(name, line),
+        on_line=on_line,
         cwd=state,
     )
     log.info("device %s: SuperNode pid %d connecting to %s", name, child.pid, args.server)
@@ -143,5 +178,11 @@ def run(args: argparse.Namespace) -> int:
         rc = child.stop()
     if stop.is_set():
         return EXIT_OK
-    log.error("the SuperNode exited with code %s; see %s", rc, state / "supernode.log")
+    reason = diagnose(tail)
+    log.error(
+        "the SuperNode exited with code %s%s; see %s",
+        rc,
+        f": {reason}" if reason else "",
+        state / "supernode.log",
+    )
     return EXIT_ERROR if rc else EXIT_OK

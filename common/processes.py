@@ -12,6 +12,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 LineHook = Callable[[str], None]
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the daemon dies, even by SIGKILL, so no orphan
+    SuperLink keeps the port. Elsewhere a no-op."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 class Child:
@@ -43,6 +56,7 @@ class Child:
             text=True,
             bufsize=1,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads touch the fork window)
         )
         self._reader = threading.Thread(target=self._relay, name=f"relay-{name}", daemon=True)
         self._reader.start()

@@ -39,6 +39,8 @@ def run_rounds(
     on_round_end: RoundHook,
     wait_for_clients: int,
     secure: bool,
+    round_min_clients: int = 2,
+    round_wait_s: float = 300.0,
 ) -> None:
     """Run rounds ``first_round..last_round``; ``on_round_end(outcome, seconds)`` after each."""
     thread, f_stop, c_done = start_update_client_manager_thread(grid, context.client_manager)
@@ -55,8 +57,15 @@ def run_rounds(
             cfg[Key.CURRENT_ROUND] = server_round
             strategy.begin_round(server_round)
             t0 = time.perf_counter()
+            available = _enough_clients(context, round_min_clients, round_wait_s)
             try:
-                fit_workflow(grid, context)
+                if available < round_min_clients:
+                    strategy.outcome.reason = (
+                        f"only {available} clients connected; a round needs {round_min_clients}"
+                        f"{' for secure aggregation' if secure else ''} (waited {round_wait_s:.0f} s)"
+                    )
+                else:
+                    fit_workflow(grid, context)
             except Exception as exc:  # a workflow crash fails the round, not the run
                 log.exception("round %d: fit workflow raised", server_round)
                 strategy.outcome.reason = f"workflow error: {exc.__class__.__name__}: {exc}"
@@ -76,6 +85,21 @@ def run_rounds(
     finally:
         f_stop.set()
         thread.join(timeout=10)
+
+
+def _enough_clients(context: LegacyContext, needed: int, timeout: float) -> int:
+    """Wait up to ``timeout`` for ``needed`` connected clients (devices that dropped out
+    may come back); return how many are connected."""
+    manager = context.client_manager
+    if manager.num_available() < needed:
+        log.warning(
+            "only %d clients connected, %d needed; waiting up to %.0f s",
+            manager.num_available(),
+            needed,
+            timeout,
+        )
+        manager.wait_for(needed, timeout=int(timeout))
+    return manager.num_available()
 
 
 def _wait_for_clients(context: LegacyContext, needed: int, timeout: float = 3600.0) -> None:

@@ -99,11 +99,14 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         "config.json", {**cfg.replace(resume=False).to_flat(), "resolved-clients": n_clients}
     )
 
+    min_clients = min(n_clients, 3 if cfg.secure_aggregation else 2)
     strategy = DeltaFedAvg(
         init,
         cfg.to_flat(),
         fraction_fit=cfg.fraction_train,
-        min_available_clients=n_clients,
+        # Only the first round waits for every client (run_rounds); later rounds go on
+        # with whoever is connected, as long as SecAgg+ can run (3) or FedAvg (2).
+        min_available_clients=min_clients,
         server_learning_rate=cfg.server_learning_rate,
         server_momentum=cfg.server_momentum,
     )
@@ -167,6 +170,8 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         on_round_end=on_round_end,
         wait_for_clients=n_clients,
         secure=cfg.secure_aggregation,
+        round_min_clients=min_clients,
+        round_wait_s=cfg.secagg_timeout,
     )
     done = [r["round"] for r in out.rows if r["completed"]]
     save(out.dir / "encoder.pt", strategy.global_arrays, done[-1] if done else 0)

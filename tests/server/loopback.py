@@ -1,0 +1,129 @@
+"""Real ``fedssl server`` and ``fedssl client`` processes on loopback, for the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+from server.certs import make_certs
+
+ENV = {
+    **os.environ,
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    "FEDSSL_TORCH_THREADS": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_device_data(root: Path, n: int, per_client: int = 150) -> list[Path]:
+    """Digits split across ``n`` devices, one .npz each (what a device would hold)."""
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    paths = []
+    for i in range(n):
+        p = root / f"device-{i}.npz"
+        np.savez(p, x=x[i::n][:per_client], y=d.target[i::n][:per_client])
+        paths.append(p)
+    return paths
+
+
+class Loopback:
+    """One server daemon and its devices under ``root``; every process stopped at close."""
+
+    def __init__(self, root: Path, devices: int = 3, extra_keys: int = 0) -> None:
+        self.root = root
+        self.port = free_port()
+        names = [f"node-{i:03d}" for i in range(1, devices + extra_keys + 1)]
+        self.certs = make_certs(root / "certs", nodes=names)
+        self.keys = [self.certs / "nodes" / n for n in names]
+        self.data = write_device_data(root, devices + extra_keys)
+        self.server: subprocess.Popen[bytes] | None = None
+        self.clients: dict[str, subprocess.Popen[bytes]] = {}
+        self.out = root / "out"
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 (kept open for the child)
+        return subprocess.Popen(
+            [sys.executable, "-m", "common.cli", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+            cwd=self.root,
+        )
+
+    def start_server(self, rounds: int, register: int, extra: list[str] | None = None) -> None:
+        keys = [f"{k}.pub" for k in self.keys[:register]]
+        args = ["server", "--certs", str(self.certs), "--port", str(self.port)]
+        args += ["--state-dir", str(self.root / "srv"), "--dataset", "digits", "--no-evaluate"]
+        args += ["--rounds", str(rounds), "--out", str(self.out), "--set", "secagg-timeout=60"]
+        for k in keys:
+            args += ["--register", k]
+        self.server = self._spawn("server", args + list(extra or []))
+
+    def start_client(self, i: int, *extra: str, name: str | None = None) -> subprocess.Popen[bytes]:
+        name = name or f"client{i}"
+        args = ["client", "--server", f"127.0.0.1:{self.port}", "--data", str(self.data[i])]
+        args += ["--state-dir", str(self.root / name)]
+        if "--insecure" not in extra:
+            args += ["--key", str(self.keys[i]), "--ca", str(self.certs / "ca.crt")]
+        self.clients[name] = self._spawn(name, args + list(extra))
+        return self.clients[name]
+
+    def wait_server(self, timeout: float) -> int:
+        assert self.server is not None
+        return self.server.wait(timeout)
+
+    def wait_for(self, predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.server is not None and self.server.poll() is not None:
+                raise AssertionError(
+                    f"server exited ({self.server.returncode}) waiting for {what}:\n{self.log('server')}"
+                )
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log('server')[-3000:]}")
+
+    def rounds(self) -> list[dict[str, object]]:
+        path = self.out / "metrics.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(30)
+
+    def close(self) -> None:
+        procs = list(self.clients.values()) + ([self.server] if self.server else [])
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)

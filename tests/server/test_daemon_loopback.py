@@ -1,0 +1,97 @@
+"""The server daemon and edge clients as real processes on loopback: TLS, node
+authentication, SecAgg+, restarts and a client killed mid-training."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loopback import Loopback
+
+
+@pytest.fixture
+def lb(tmp_path: Path) -> Iterator[Loopback]:
+    deployment = Loopback(tmp_path, devices=3, extra_keys=1)
+    yield deployment
+    deployment.close()
+
+
+def _connected_nodes(server_log: str) -> set[str]:
+    return {
+        line.split("node ")[1].split()[0]
+        for line in server_log.splitlines()
+        if "client connected: node" in line
+    }
+
+
+def test_tls_authenticated_secagg_run_refuses_strangers(lb: Loopback) -> None:
+    lb.start_server(2, register=3)
+    lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
+    for i in range(3):
+        lb.start_client(i)
+    # A device whose key was never registered, and one that speaks plaintext to the TLS port.
+    unregistered = lb.start_client(3, name="unregistered")
+    plaintext = lb.start_client(3, "--insecure", "--max-wait-time", "25", name="plaintext")
+
+    assert lb.wait_server(420) == 0, lb.log("server")
+    rows = lb.rounds()
+    assert [r["round"] for r in rows] == [1, 2]
+    assert all(r["completed"] and r["secure_aggregation"] for r in rows)
+    assert all(r["clients_aggregated"] == 3 for r in rows)
+    for name in ("encoder.pt", "summary.json", "config.json", "checkpoints/round-0002.pt"):
+        assert (lb.out / name).is_file(), name
+    assert json.loads((lb.out / "summary.json").read_text())["status"] == "completed"
+    assert len(_connected_nodes(lb.log("server"))) == 3
+    # The strangers never joined and gave up with an error.
+    assert unregistered.wait(60) != 0, lb.log("unregistered")
+    assert "not registered" in lb.log("unregistered")
+    assert plaintext.wait(60) != 0, lb.log("plaintext")
+    assert "plaintext client" in lb.log("plaintext")
+    # Per-client state and timings stayed on each device.
+    for i in range(3):
+        state = lb.root / f"client{i}"
+        assert list(state.glob("client-state-*.bin")), f"client{i} kept no local state"
+        stages = [json.loads(x)["stage"] for x in (state / "timing.jsonl").read_text().splitlines()]
+        assert stages.count("collect_masked_vectors") == 2
+
+
+@pytest.mark.slow
+def test_server_killed_mid_run_resumes_from_checkpoint(lb: Loopback) -> None:
+    lb.start_server(3, register=3)
+    lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
+    clients = [lb.start_client(i) for i in range(3)]
+    lb.wait_for(lambda: len(lb.rounds()) >= 1, 300, "round 1")
+    assert lb.server is not None
+    lb.kill(lb.server, signal.SIGKILL)  # no chance to clean up
+    lb.start_server(3, register=3)
+    assert lb.wait_server(480) == 0, lb.log("server")
+    rows = lb.rounds()
+    assert [r["round"] for r in rows] == [1, 2, 3]  # round 1 not redone, none lost
+    assert all(r["completed"] and r["clients_aggregated"] == 3 for r in rows)
+    log = lb.log("server")
+    assert "resuming" in log and "already registered" in log
+    assert all(c.poll() is None for c in clients), "clients had to be restarted"
+
+
+@pytest.mark.slow
+def test_client_killed_mid_training_does_not_stall(lb: Loopback) -> None:
+    lb.start_server(2, register=3, extra=["--set", "max-failed-rounds=2"])
+    lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
+    victims = [lb.start_client(i) for i in range(3)]
+    timing = lb.root / "client2" / "timing.jsonl"
+
+    def past_share_keys() -> bool:  # the next message to client 2 is its training
+        return timing.exists() and "share_keys" in timing.read_text()
+
+    lb.wait_for(past_share_keys, 300, "client 2 to finish share-keys")
+    lb.kill(victims[2], signal.SIGKILL)
+    assert lb.wait_server(600) in (0, 3), lb.log("server")
+    rows = lb.rounds()
+    assert [r["round"] for r in rows] == [1, 2]
+    # Round 1: SecAgg+ threshold 2 of 3 shares, so the two survivors complete it.
+    assert rows[0]["completed"] and rows[0]["clients_aggregated"] == 2
+    # Round 2: two devices are not enough for SecAgg+: reported, not stalled.
+    assert not rows[1]["completed"] and "only 2 clients" in str(rows[1]["reason"])
