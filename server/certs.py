@@ -82,6 +82,7 @@ def _load_or_make_ca(out: Path, days: int) -> tuple[x509.Certificate, ec.Ellipti
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -124,6 +125,10 @@ def make_server_cert(
         .add_extension(_san(hosts), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     for p in (out / "server.key", out / "server.crt"):
@@ -134,7 +139,7 @@ def make_server_cert(
 
 def make_node_key(nodes_dir: Path, name: str) -> bool:
     """Write nodes/NAME (OpenSSH private, 0600) and NAME.pub; False if it already exists."""
-    if not NODE_NAME.match(name):
+    if not NODE_NAME.fullmatch(name):
         raise ValueError(
             f"node name {name!r}: use letters, digits, '.', '_' or '-' (at most 64 characters)"
         )

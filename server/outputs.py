@@ -29,7 +29,7 @@ class RunOutputs:
         if resume:
             self._open_existing()
             return
-        if any((self.dir / name).exists() for name in RUN_FILES):
+        if any(_holds_data(self.dir / name) for name in RUN_FILES):
             raise ConfigError(
                 f"out-dir {self.dir} already holds a run; choose a new folder so that no "
                 "result is mixed with or overwrites another (or resume it)"
@@ -45,11 +45,14 @@ class RunOutputs:
             raise ConfigError(f"resume: the run in {self.dir} has already finished")
         (self.dir / "checkpoints").mkdir(exist_ok=True)
         if self.metrics_path.exists():
-            for line in self.metrics_path.read_text().splitlines():
+            lines = self.metrics_path.read_text().splitlines()
+            for line in lines:
                 try:
                     self.rows.append(json.loads(line))
                 except json.JSONDecodeError:
                     break  # a torn last line from a killed server: rounds after it are redone
+            if len(self.rows) < len([x for x in lines if x.strip()]):
+                self.truncate(self.rows[-1]["round"] if self.rows else 0)  # drop the torn tail
 
     def truncate(self, last_round: int) -> None:
         """Forget rounds after ``last_round`` (their checkpoint was lost or corrupt)."""
@@ -90,6 +93,11 @@ class RunOutputs:
 
     def checkpoint_path(self, server_round: int) -> Path:
         return self.dir / "checkpoints" / f"round-{server_round:04d}.pt"
+
+
+def _holds_data(path: Path) -> bool:
+    """An empty metrics file is what a server killed before round 1 leaves: not a run."""
+    return path.exists() and (path.name != "metrics.jsonl" or path.stat().st_size > 0)
 
 
 def _jsonable(obj: Any) -> Any:

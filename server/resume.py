@@ -21,8 +21,15 @@ from server.outputs import RunOutputs
 log = logging.getLogger("fedssl.server")
 
 # Keys a resumed run may change: where it lives, how long it runs, how it tolerates
-# failures. Anything else would mix two different experiments in one record.
-MUTABLE_KEYS = {"resume", "out-dir", "num-server-rounds", "max-failed-rounds", "secagg-timeout"}
+# failures, how many devices it waits for. Anything else would mix two different experiments in one record.
+MUTABLE_KEYS = {
+    "resume",
+    "out-dir",
+    "num-server-rounds",
+    "max-failed-rounds",
+    "secagg-timeout",
+    "num-clients",  # devices may join a deployment between restarts
+}
 
 
 @dataclass(frozen=True)

@@ -246,11 +246,6 @@ def test_invalid_node_names_are_refused(tmp_path: Path, name: str) -> None:
     assert not list((tmp_path / "c" / "nodes").iterdir())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: NODE_NAME is checked with re.match and a '$' anchor, which also matches "
-    "before a trailing newline, so 'edge\\n' is accepted and nodes/'edge\\n' is written",
-)
 def test_node_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="node name"):
         make_node_key(tmp_path, "edge\n")
