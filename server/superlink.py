@@ -20,6 +20,9 @@ from common.cli import SAFE_ENV
 from common.processes import Child, run_quiet
 
 CONNECTION = "fedssl"
+# SuperLink lines that look alarming but are expected: re-registering a known device at
+# every start, and its SuperExec retrying while the daemon shuts the SuperLink down.
+EXPECTED_NOISE = ("Public key already in use", "Connection attempt failed")
 log = logging.getLogger("fedssl.server")
 
 
@@ -115,6 +118,8 @@ def start_superlink(s: LinkSettings) -> Child:
 def _relay_superlink(logger: logging.Logger, line: str) -> None:
     """Only what an operator needs: errors and warnings (the full log is on disk)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+    if any(noise in text for noise in EXPECTED_NOISE):
+        return
     if text.startswith(("ERROR", "WARNING", "CRITICAL")) or "Traceback" in text:
         logger.warning("superlink: %s", text)
 
