@@ -13,7 +13,7 @@ import hashlib
 import logging
 from pathlib import Path
 
-from common.serialize import atomic_write_bytes
+from common.atomic import atomic_write_bytes
 
 MAGIC = b"FEDSSL-STATE-1\n"
 log = logging.getLogger("fedssl.client")

@@ -20,8 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from common.atomic import atomic_write_bytes
 from common.config import ConfigError, RunConfig
-from common.serialize import atomic_write_bytes
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_FAILED_ROUNDS = 0, 1, 2, 3
 log = logging.getLogger("fedssl.server")

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from common.atomic import atomic_write_bytes
 from common.config import ConfigError
-from common.serialize import atomic_write_bytes
 from server.round_outcome import RoundOutcome
 
 RUN_FILES = ("metrics.jsonl", "summary.json", "encoder.pt", "config.json")

@@ -40,7 +40,11 @@ ENV = {
 def _fedssl(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     fh = open(log, "ab")  # noqa: SIM115 (kept open for the child)
     return subprocess.Popen(
-        [sys.executable, "-m", "common.cli", *args], stdout=fh, stderr=subprocess.STDOUT, env=ENV, cwd=cwd
+        [sys.executable, "-m", "common.cli", *args],
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        env=ENV,
+        cwd=cwd,
     )
 
 
@@ -134,7 +138,9 @@ def breakdown(dep: dict[str, Any]) -> dict[str, Any]:
     for stage in STAGES:
         rows = [t for t in dep["timing"] if t["stage"] == stage]
         per_stage[stage] = {
-            "startup_s": statistics.mean(t["startup_s"] for t in rows if t["startup_s"] is not None),
+            "startup_s": statistics.mean(
+                t["startup_s"] for t in rows if t["startup_s"] is not None
+            ),
             "handler_s": statistics.mean(t["handler_s"] for t in rows),
         }
     startup = sum(v["startup_s"] for v in per_stage.values())
@@ -151,10 +157,14 @@ def breakdown(dep: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--devices", type=int, default=3)
-    p.add_argument("--out", default="", help="folder for logs and bench-deployment.json (default: a temp dir)")
+    p.add_argument(
+        "--out", default="", help="folder for logs and bench-deployment.json (default: a temp dir)"
+    )
     args = p.parse_args(argv)
     root = Path(args.out or tempfile.mkdtemp(prefix="fedssl-bench-deploy-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -166,8 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     sim_mean = statistics.mean(sim_rounds[1:] if len(sim_rounds) > 1 else sim_rounds)
     result = {"deployment": b, "simulation": {"round_s": sim_rounds, "mean_round_s": sim_mean}}
     (root / "bench-deployment.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{args.devices} devices, digits, SecAgg+, {args.rounds} rounds (means exclude round 1)")
-    print(f"  deployment (TLS + node auth, loopback): {b['mean_round_s']:.1f} s per round  {b['round_s']}")
+    print(
+        f"\n{args.devices} devices, digits, SecAgg+, {args.rounds} rounds (means exclude round 1)"
+    )
+    print(
+        f"  deployment (TLS + node auth, loopback): {b['mean_round_s']:.1f} s per round  {b['round_s']}"
+    )
     print(f"  simulation (in-process, Ray):          {sim_mean:.1f} s per round  {sim_rounds}")
     print(f"  ratio: {b['mean_round_s'] / sim_mean:.1f}x\n")
     print("  per stage, mean over devices   ClientApp start-up   our handler")

@@ -81,12 +81,13 @@ def test_client_killed_mid_training_does_not_stall(lb: Loopback) -> None:
     lb.start_server(2, register=3, extra=["--set", "max-failed-rounds=2"])
     lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
     victims = [lb.start_client(i) for i in range(3)]
-    timing = lb.root / "client2" / "timing.jsonl"
+    node_log = lb.root / "client2" / "supernode.log"
 
-    def past_share_keys() -> bool:  # the next message to client 2 is its training
-        return timing.exists() and "share_keys" in timing.read_text()
+    def training_message_received() -> bool:
+        # Round 1 sends set-up, share-keys, then the training message (masked-vector stage).
+        return node_log.exists() and node_log.read_text().count("Receiving: train message") >= 3
 
-    lb.wait_for(past_share_keys, 300, "client 2 to finish share-keys")
+    lb.wait_for(training_message_received, 300, "client 2 to receive its training message")
     lb.kill(victims[2], signal.SIGKILL)
     assert lb.wait_server(600) in (0, 3), lb.log("server")
     rows = lb.rounds()
