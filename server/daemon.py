@@ -76,6 +76,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--local-epochs", type=int, default=d.local_epochs, help="(default: %(default)s)"
     )
+    r.add_argument("--batch-size", type=int, default=d.batch_size, help="(default: %(default)s)")
+    r.add_argument("--lr", type=float, default=d.learning_rate, help="(default: %(default)s)")
+    r.add_argument(
+        "--lr-schedule",
+        default=d.lr_schedule,
+        choices=["constant", "cosine"],
+        help="(default: %(default)s)",
+    )
+    r.add_argument(
+        "--num-shares", type=int, default=d.num_shares, help="0 = auto (default: %(default)s)"
+    )
+    r.add_argument(
+        "--reconstruction-threshold",
+        type=int,
+        default=d.reconstruction_threshold,
+        help="0 = auto majority",
+    )
+    r.add_argument(
+        "--device",
+        default=d.device,
+        help="devices train on: cpu | cuda | auto (default: %(default)s)",
+    )
     r.add_argument(
         "--fraction-train", type=float, default=d.fraction_train, help="(default: %(default)s)"
     )
@@ -103,6 +125,12 @@ def build_config(args: argparse.Namespace, n_keys: int) -> RunConfig:
         "fed-algorithm": args.fed_algorithm,
         "local-epochs": args.local_epochs,
         "fraction-train": args.fraction_train,
+        "batch-size": args.batch_size,
+        "learning-rate": args.lr,
+        "lr-schedule": args.lr_schedule,
+        "num-shares": args.num_shares,
+        "reconstruction-threshold": args.reconstruction_threshold,
+        "device": args.device,
         "secagg-timeout": args.secagg_timeout,
         "max-failed-rounds": args.max_failed_rounds,
         "evaluate": not args.no_evaluate,
