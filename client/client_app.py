@@ -68,7 +68,9 @@ def train(msg: Message, context: Context) -> Message:
     # Imported here: three of SecAgg+'s four messages per round never train.
     from common.config import RunConfig
     from common.local_round import run_local_round
+    from common.logs import setup_logging
 
+    setup_logging()  # the device's log (the SuperNode's output) shows what each round did
     _set_threads()
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     flat = dict(fitins.config)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import shutil
 import signal
@@ -130,7 +129,7 @@ def _relay(name: str, line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from common.cli import SAFE_ENV
+    from common.cli import daemon_env
     from common.data.errors import DataError
     from common.keyfiles import KeyFileError
     from common.logs import setup_logging
@@ -145,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     state = Path(args.state_dir).expanduser().resolve()
     (state / "flwr-home").mkdir(parents=True, exist_ok=True)
     name = args.name or (key.name if key else "device")
-    env = {**os.environ, **SAFE_ENV, "FLWR_HOME": str(state / "flwr-home"), "PYTHONUNBUFFERED": "1"}
+    env = daemon_env(FLWR_HOME=str(state / "flwr-home"))
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import sys
@@ -16,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.cli import SAFE_ENV
+from common.cli import daemon_env
 from common.processes import Child, run_quiet
 
 CONNECTION = "fedssl"
@@ -58,9 +57,7 @@ class LinkSettings:
 
 
 def child_env(flwr_home: Path) -> dict[str, str]:
-    env = {**os.environ, **SAFE_ENV, "FLWR_HOME": str(flwr_home)}
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+    return daemon_env(FLWR_HOME=str(flwr_home))
 
 
 def write_connection(s: LinkSettings) -> None:

@@ -74,6 +74,8 @@ def test_server_killed_mid_run_resumes_from_checkpoint(lb: Loopback) -> None:
     log = lb.log("server")
     assert "resuming" in log and "already registered" in log
     assert all(c.poll() is None for c in clients), "clients had to be restarted"
+    # The resumed run is a new Flower run: each device took its SSL state from its disk.
+    assert all("restored local state" in lb.log(f"client{i}") for i in range(3))
 
 
 @pytest.mark.slow
