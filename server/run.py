@@ -20,6 +20,7 @@ from common.local_round import encoder_from_arrays, initial_global_arrays
 from common.plots import plot_rounds
 from common.serialize import save_encoder
 from server.evaluation import probe_encoders
+from server.fast_grid import with_fast_polling
 from server.outputs import RunOutputs
 from server.plain_workflow import PlainFitWorkflow
 from server.resume import check_same_run, find_resume_point
@@ -161,7 +162,7 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         context, config=ServerConfig(num_rounds=cfg.num_server_rounds), strategy=strategy
     )
     run_rounds(
-        grid,
+        with_fast_polling(grid),
         legacy,
         make_fit_workflow(cfg, per_round),
         strategy,

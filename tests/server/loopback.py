@@ -31,6 +31,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def write_device_data(root: Path, n: int, per_client: int = 150) -> list[Path]:
     """Digits split across ``n`` devices, one .npz each (what a device would hold)."""
     d = load_digits()
@@ -114,7 +123,7 @@ class Loopback:
     def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         if proc.poll() is None:
             proc.send_signal(sig)
-            proc.wait(30)
+            proc.wait(90)
 
     def close(self) -> None:
         procs = list(self.clients.values()) + ([self.server] if self.server else [])

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopback import Loopback
+from loopback import Loopback, port_is_free
 
 
 @pytest.fixture
@@ -45,6 +45,7 @@ def test_tls_authenticated_secagg_run_refuses_strangers(lb: Loopback) -> None:
         assert (lb.out / name).is_file(), name
     assert json.loads((lb.out / "summary.json").read_text())["status"] == "completed"
     assert len(_connected_nodes(lb.log("server"))) == 3
+    assert port_is_free(lb.port), "the SuperLink outlived the daemon"
     # The strangers never joined and gave up with an error.
     assert unregistered.wait(60) != 0, lb.log("unregistered")
     assert "not registered" in lb.log("unregistered")
@@ -60,19 +61,27 @@ def test_tls_authenticated_secagg_run_refuses_strangers(lb: Loopback) -> None:
 
 @pytest.mark.slow
 def test_server_killed_mid_run_resumes_from_checkpoint(lb: Loopback) -> None:
-    lb.start_server(3, register=3)
+    lb.start_server(4, register=3)
     lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
     clients = [lb.start_client(i) for i in range(3)]
     lb.wait_for(lambda: len(lb.rounds()) >= 1, 300, "round 1")
     assert lb.server is not None
-    lb.kill(lb.server, signal.SIGKILL)  # no chance to clean up
-    lb.start_server(3, register=3)
-    assert lb.wait_server(480) == 0, lb.log("server")
+    lb.kill(lb.server, signal.SIGKILL)  # no chance to clean up: its children die with it
+    lb.wait_for(lambda: port_is_free(lb.port), 30, "the SuperLink to go away")
+    lb.start_server(4, register=3)
+    lb.wait_for(lambda: len(lb.rounds()) >= 2, 300, "round 2")
+    lb.kill(lb.server, signal.SIGTERM)  # an orderly stop
+    assert lb.server.returncode == 0, lb.log("server")
+    assert port_is_free(lb.port), "the SuperLink outlived the daemon"
+    record = json.loads((lb.root / "srv" / "daemon.json").read_text())
+    assert record["status"] == "interrupted"
+    lb.start_server(4, register=3)
+    assert lb.wait_server(600) == 0, lb.log("server")
     rows = lb.rounds()
-    assert [r["round"] for r in rows] == [1, 2, 3]  # round 1 not redone, none lost
+    assert [r["round"] for r in rows] == [1, 2, 3, 4]  # no round redone, none lost
     assert all(r["completed"] and r["clients_aggregated"] == 3 for r in rows)
     log = lb.log("server")
-    assert "resuming" in log and "already registered" in log
+    assert log.count("resuming") >= 2 and "already registered" in log
     assert all(c.poll() is None for c in clients), "clients had to be restarted"
     # The resumed run is a new Flower run: each device took its SSL state from its disk.
     assert all("restored local state" in lb.log(f"client{i}") for i in range(3))
