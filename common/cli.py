@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "simulations.benchmark",
         "federated SSL against centralized, local-only, supervised and raw baselines",
     ),
+    "export": ("client.export", "export a saved encoder to TorchScript or ONNX for devices"),
     "split": ("simulations.split", "write one .npz per device from a data set and a partition"),
     "certs": ("server.certs", "make the CA, the server certificate and device keys"),
     "server": ("server.daemon", "run the server daemon (SuperLink + the federated SSL run)"),

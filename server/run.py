@@ -115,7 +115,12 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
 
     def save(path: Path, arrays: list[np.ndarray], server_round: int) -> None:
         enc, arch, hparams = encoder_from_arrays(cfg, shape, arrays)
-        meta = {"round": server_round, "method": cfg.method, "dataset": cfg.dataset}
+        meta = {
+            "round": server_round,
+            "method": cfg.method,
+            "dataset": cfg.dataset,
+            "input_shape": list(shape),
+        }
         shared = {f"{i:04d}": torch.from_numpy(a) for i, a in enumerate(arrays)}
         save_encoder(path, enc, arch, hparams, meta, extra_state=shared)
 
