@@ -32,7 +32,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """No process listens on ``port`` (connections left in TIME_WAIT do not count, as
+    for a restarted server, which binds with SO_REUSEADDR too)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
