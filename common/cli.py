@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "federated SSL against centralized, local-only, supervised and raw baselines",
     ),
     "export": ("client.export", "export a saved encoder to TorchScript or ONNX for devices"),
+    "device": (
+        "client.device_cli",
+        "replay a device's stream through the on-device runtime (decisions, drift, adaptation)",
+    ),
     "split": ("simulations.split", "write one .npz per device from a data set and a partition"),
     "certs": ("server.certs", "make the CA, the server certificate and device keys"),
     "server": ("server.daemon", "run the server daemon (SuperLink + the federated SSL run)"),

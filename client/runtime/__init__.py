@@ -24,7 +24,10 @@ The pieces are small and independent, so a device loop composes them itself::
 
 Modules: ``encoders`` (Embedder, load_embedder), ``manifest`` (the export sidecar),
 ``head`` (PersonalHead), ``projection`` (PCAProjection, RandomProjection), ``bandit``
-(LinUCB, LinearThompson, RandomPolicy), ``drift`` (DriftDetector). Each raises its own
+(LinUCB, LinearThompson, RandomPolicy), ``drift`` (DriftDetector); composed by
+``device_loop`` (DeviceRuntime), ``stream`` (run_stream), ``adaptation`` (pretext-loss
+adaptation on a copy of the encoder), ``replay`` (bounded buffer) and ``raw``
+(raw-feature baseline); ``fedssl device`` (client/device_cli.py) drives them. Each raises its own
 ``ValueError`` subclass naming the bad input (EmbedError, HeadError, BanditError, ...).
 Latencies: ``python -m simulations.bench_runtime``.
 
