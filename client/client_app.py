@@ -70,7 +70,8 @@ def train(msg: Message, context: Context) -> Message:
     from common.local_round import run_local_round
     from common.logs import setup_logging
 
-    setup_logging()  # the device's log (the SuperNode's output) shows what each round did
+    if context.node_config.get("state-dir"):
+        setup_logging()  # a real device (fedssl client): its log shows what each round did
     _set_threads()
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     flat = dict(fitins.config)
