@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import shutil
 import signal
 import socket
@@ -123,7 +122,9 @@ def diagnose(lines: list[str]) -> str:
 
 
 def _relay(name: str, line: str) -> None:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+    from common.processes import plain_text
+
+    text = plain_text(line)
     if text:
         print(f"[{name}] {text}", file=sys.stderr, flush=True)
 

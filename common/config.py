@@ -254,6 +254,17 @@ class RunConfig:
         return max(1, int(self.fraction_train * num_available))
 
 
+def parse_set_items(items: list[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` options (repeatable) as raw flat config entries."""
+    extra: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
+        extra[key.strip()] = value.strip()
+    return extra
+
+
 def _check_threshold(shares: int, threshold: int) -> None:
     if threshold >= shares:
         raise ConfigError(

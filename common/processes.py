@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -25,6 +26,14 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
+
+
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain_text(line: str) -> str:
+    """A child's log line without terminal colour codes (Flower colours its levels)."""
+    return ANSI_COLOUR.sub("", line).strip()
 
 
 class Child:

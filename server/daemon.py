@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from common.atomic import atomic_write_bytes
-from common.config import ConfigError, RunConfig
+from common.config import ConfigError, RunConfig, parse_set_items
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_FAILED_ROUNDS = 0, 1, 2, 3
 log = logging.getLogger("fedssl.server")
@@ -137,11 +137,7 @@ def build_config(args: argparse.Namespace, n_keys: int) -> RunConfig:
         "seed": args.seed,
         "node-data": True,
     }
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
-        flat[key.strip()] = value.strip()
+    flat.update(parse_set_items(args.set))
     cfg = RunConfig.from_flat(flat)
     state = Path(args.state_dir).expanduser().resolve()
     out = Path(args.out).expanduser().resolve() if args.out else _current_out(state)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import sys
 import time
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cli import daemon_env
-from common.processes import Child, run_quiet
+from common.processes import Child, plain_text, run_quiet
 
 CONNECTION = "fedssl"
 # SuperLink lines that look alarming but are expected: re-registering a known device at
@@ -114,7 +113,7 @@ def start_superlink(s: LinkSettings) -> Child:
 
 def _relay_superlink(logger: logging.Logger, line: str) -> None:
     """Only what an operator needs: errors and warnings (the full log is on disk)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+    text = plain_text(line)
     if any(noise in text for noise in EXPECTED_NOISE):
         return
     if text.startswith(("ERROR", "WARNING", "CRITICAL")) or "Traceback" in text:

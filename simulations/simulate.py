@@ -141,7 +141,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    from common.config import ConfigError, RunConfig
+    from common.config import RunConfig, parse_set_items
     from server.run import default_out_dir
 
     cfg = RunConfig(
@@ -166,13 +166,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         evaluate=not args.no_evaluate,
     )
     if args.set:
-        extra = {}
-        for item in args.set:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
-            extra[key.strip()] = value.strip()
-        cfg = RunConfig.from_flat({**cfg.to_flat(), **extra})
+        cfg = RunConfig.from_flat({**cfg.to_flat(), **parse_set_items(args.set)})
     out = Path(args.out) if args.out else default_out_dir(cfg)
     cfg = cfg.replace(out_dir=str(out.expanduser().resolve()))
     cfg.validate()
