@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import torch
 from flwr.server import LegacyContext, ServerConfig
-from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.serverapp import Grid
 
 from common.client_data import client_indices, load_with_split
@@ -26,6 +25,7 @@ from server.plain_workflow import PlainFitWorkflow
 from server.resume import check_same_run, find_resume_point
 from server.round_loop import Workflow, run_rounds
 from server.round_outcome import RoundOutcome
+from server.secagg_workflow import DropoutTolerantSecAggPlus
 from server.strategy import DeltaFedAvg
 
 log = logging.getLogger("fedssl.server")
@@ -49,7 +49,7 @@ def make_fit_workflow(cfg: RunConfig, clients_per_round: int) -> Workflow:
     if not cfg.secure_aggregation:
         return PlainFitWorkflow(timeout=cfg.secagg_timeout)
     shares, threshold = cfg.secagg_shares(clients_per_round)
-    return SecAggPlusWorkflow(
+    return DropoutTolerantSecAggPlus(
         num_shares=shares,
         reconstruction_threshold=threshold,
         max_weight=cfg.max_weight,

@@ -1,0 +1,50 @@
+"""SecAgg+ that survives clients lost before their key shares went out.
+
+Flower 1.42's ``SecAggPlusWorkflow`` remembers every *sampled* client until the
+unmask stage and there asks the survivors for shares of each one's secrets. A
+client that dropped at setup or at share-keys never distributed shares, so the
+round aborts with "Not enough shares", although no survivor ever masked its
+vector with that client (a client adds pairwise masks only for the neighbours
+whose encrypted shares it received: ``secaggplus_mod._collect_masked_vectors``).
+
+This subclass forgets those clients once the share-keys stage is over: they leave
+the sampled set and every neighbourhood, exactly as if they had never been sampled.
+Clients lost later are handled by the protocol as before (Bell et al., CCS 2020):
+lost at the masked-vector stage, their pairwise masks are rebuilt from shares and
+the round aggregates the others; lost at unmasking, their masked vector is already
+in the sum and their own mask seed is rebuilt from the survivors' shares.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flwr.server import LegacyContext
+from flwr.server.workflow import SecAggPlusWorkflow
+from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
+from flwr.serverapp import Grid
+
+log = logging.getLogger("fedssl.server")
+
+
+class DropoutTolerantSecAggPlus(SecAggPlusWorkflow):
+    """SecAgg+ whose round survives losing clients at setup and share-keys."""
+
+    def share_keys_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        ok = super().share_keys_stage(grid, context, state)
+        holders = set(state.active_node_ids)
+        lost = state.sampled_node_ids - holders
+        if lost:
+            log.warning(
+                "secure aggregation: %d client(s) left before sharing their keys; "
+                "the round goes on without them",
+                len(lost),
+            )
+            # Only clients that distributed shares take part in masking from here on.
+            state.sampled_node_ids = holders
+            for nid in list(state.nid_to_neighbours):
+                if nid in holders:
+                    state.nid_to_neighbours[nid] &= holders
+                else:
+                    del state.nid_to_neighbours[nid]
+        return ok

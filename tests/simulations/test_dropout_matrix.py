@@ -1,0 +1,162 @@
+"""Dropouts at every SecAgg+ stage, in one real 6-client simulation (Ray), one case per
+round. Each completed round must equal FedAvg over exactly the clients whose update the
+protocol kept (within 1e-4); each aborted round must leave the global encoder unchanged
+and the run must go on to the next round.
+
+| round | fault (FEDSSL_FAULTS)                    | expected outcome                        |
+|-------|------------------------------------------|-----------------------------------------|
+| 1     | client 0 lost at setup                   | completes, FedAvg over the other 5      |
+| 2     | client 1 lost at share-keys              | completes, FedAvg over the other 5      |
+| 3     | client 2 lost at the masked-vector stage | completes, FedAvg over the other 5      |
+| 4     | client 3 lost at unmasking               | completes, FedAvg over all 6 (its       |
+|       |                                          | masked vector was already in the sum)   |
+| 5     | clients 0–3 lost at share-keys           | aborted: 2 left, threshold is 4         |
+| 6     | clients 0–3 lost at unmasking            | aborted: too few shares to unmask       |
+| 7     | none                                     | completes, FedAvg over all 6            |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.client_data import client_inputs
+from common.config import RunConfig
+from common.local_round import run_local_round
+from common.serialize import checkpoint_shared_arrays
+
+N = 6
+FAULTS = ";".join(
+    [
+        "setup@0#1",
+        "share_keys@1#2",
+        "collect_masked_vectors@2#3",
+        "unmask@3#4",
+        "share_keys@0,1,2,3#5",
+        "unmask@0,1,2,3#6",
+    ]
+)
+# Per round: the clients that trained (reached the masked-vector stage), the clients
+# whose update the aggregate must hold, or None when the round must abort.
+TRAINED = {
+    1: {1, 2, 3, 4, 5},
+    2: {0, 2, 3, 4, 5},
+    3: {0, 1, 3, 4, 5},
+    4: set(range(N)),
+    5: set(),
+    6: set(range(N)),
+    7: set(range(N)),
+}
+AGGREGATED: dict[int, set[int] | None] = {
+    1: {1, 2, 3, 4, 5},
+    2: {0, 2, 3, 4, 5},
+    3: {0, 1, 3, 4, 5},
+    4: set(range(N)),
+    5: None,
+    6: None,
+    7: set(range(N)),
+}
+ROUNDS = len(TRAINED)
+
+
+def _config() -> RunConfig:
+    return RunConfig(
+        dataset="digits",
+        num_clients=N,
+        num_server_rounds=ROUNDS,
+        local_epochs=1,
+        batch_size=64,
+        seed=5,
+        evaluate=False,
+        max_failed_rounds=2,
+    )
+
+
+def _simulate(out: Path) -> subprocess.CompletedProcess:
+    cfg = _config()
+    args = [
+        *("--dataset", cfg.dataset, "--clients", str(N), "--rounds", str(ROUNDS)),
+        *("--local-epochs", "1", "--batch-size", "64", "--seed", str(cfg.seed)),
+        *("--max-failed-rounds", "2", "--no-evaluate", "--out", str(out)),
+    ]
+    env = {
+        **os.environ,
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        "FEDSSL_FAULTS": FAULTS,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "common.cli", "simulate", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def test_dropout_at_every_secagg_stage(tmp_path: Path) -> None:
+    out = tmp_path / "dropouts"
+    proc = _simulate(out)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = {
+        r["round"]: r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+    }
+    assert sorted(rows) == list(range(1, ROUNDS + 1))
+    for rnd, kept in AGGREGATED.items():
+        row = rows[rnd]
+        assert row["secure_aggregation"] is True
+        assert row["clients_sampled"] == N, row
+        if kept is None:
+            assert row["completed"] is False, row
+            assert "aborted" in row["reason"], row
+            assert not (out / "checkpoints" / f"round-{rnd:04d}.pt").exists()
+        else:
+            assert row["completed"] is True, row
+            assert row["clients_aggregated"] == len(kept), row
+            assert row["clients_failed"] == N - len(kept), row
+    _check_aggregates(out, _config())
+
+
+def _check_aggregates(out: Path, cfg: RunConfig) -> None:
+    """Replay every client here and compare each completed round with FedAvg over the
+    clients it must hold."""
+    torch.set_num_threads(1)  # the simulated clients train with one thread each
+    xs = [client_inputs(cfg, pid) for pid in range(N)]
+    cfg = cfg.replace(max_weight=float(max(len(x) for x in xs)))
+    states: list[bytes | None] = [None] * N
+    start = checkpoint_shared_arrays(out / "checkpoints" / "round-0000.pt")
+    for rnd in range(1, ROUNDS + 1):
+        results = {}
+        for pid in sorted(TRAINED[rnd]):
+            res = run_local_round(
+                cfg, xs[pid], start, states[pid], server_round=rnd, partition_id=pid
+            )
+            states[pid] = res.state
+            results[pid] = res
+        kept = AGGREGATED[rnd]
+        if kept is None:
+            continue
+        got = checkpoint_shared_arrays(out / "checkpoints" / f"round-{rnd:04d}.pt")
+        n = {pid: float(results[pid].num_examples) for pid in kept}
+        total = sum(n.values())
+        for i, g in enumerate(start):
+            mean = sum(n[pid] * results[pid].delta[i].astype(np.float64) for pid in kept) / total
+            err = float(np.abs(got[i] - (g + mean)).max())
+            assert err < 1e-4, f"round {rnd}, array {i}: differs from FedAvg over {kept} by {err}"
+        # Leaving one kept client out would fail the same tolerance: the check can fail.
+        drop = min(kept)
+        rest = kept - {drop}
+        wrong = [
+            g
+            + sum(n[p] * results[p].delta[i].astype(np.float64) for p in rest)
+            / sum(n[p] for p in rest)
+            for i, g in enumerate(start)
+        ]
+        assert max(float(np.abs(a - b).max()) for a, b in zip(got, wrong, strict=True)) > 1e-4
+        start = got
