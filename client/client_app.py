@@ -19,6 +19,7 @@ from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters
 from flwr.compat.common import recorddict_compat as compat
 
 from client.faults import InjectedFault, fault_injection_mod, partition_id_of, should_fail
+from client.recorder import plain_update_record_mod, sent_record_mod
 from client.secagg import optional_secaggplus_mod
 from client.state_store import load_state, save_state, state_file
 from client.timing import timing_mod
@@ -62,7 +63,15 @@ def _state_path(context: Context, cfg: Any) -> Path | None:
     return state_file(str(state_dir), cfg.out_dir or "default")
 
 
-@app.train(mods=[timing_mod, fault_injection_mod, optional_secaggplus_mod])
+@app.train(
+    mods=[
+        sent_record_mod,  # outermost: what leaves the device (only with FEDSSL_RECORD_DIR)
+        timing_mod,
+        fault_injection_mod,
+        optional_secaggplus_mod,
+        plain_update_record_mod,  # inside SecAgg+: the unmasked update, for audits only
+    ]
+)
 def train(msg: Message, context: Context) -> Message:
     """Local self-supervised training for one round."""
     # Imported here: three of SecAgg+'s four messages per round never train.

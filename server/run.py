@@ -22,6 +22,7 @@ from server.evaluation import probe_encoders
 from server.fast_grid import with_fast_polling
 from server.outputs import RunOutputs
 from server.plain_workflow import PlainFitWorkflow
+from server.recording_grid import with_recording
 from server.resume import check_same_run, find_resume_point
 from server.round_loop import Workflow, run_rounds
 from server.round_outcome import RoundOutcome
@@ -167,7 +168,7 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         context, config=ServerConfig(num_rounds=cfg.num_server_rounds), strategy=strategy
     )
     run_rounds(
-        with_fast_polling(grid),
+        with_recording(with_fast_polling(grid)),
         legacy,
         make_fit_workflow(cfg, per_round),
         strategy,
