@@ -16,10 +16,17 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+# A restarted device is refused while the SuperLink still counts its previous session
+# as online (measured: about 65 s after a SIGKILL); the refusal looks exactly like an
+# unregistered key's, so both are retried this long before the device gives up.
+DEFAULT_ACTIVATION_GRACE_S = 180.0
+ACTIVATION_RETRY_S = 10.0
+REFUSED = "Failed to activate SuperNode"
 log = logging.getLogger("fedssl.client")
 
 
@@ -41,6 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0,
         help="give up after this many seconds without the server (default: never)",
+    )
+    p.add_argument(
+        "--activation-grace",
+        type=float,
+        default=DEFAULT_ACTIVATION_GRACE_S,
+        help="keep retrying a refused activation for this many seconds: after a crash the "
+        "server holds the device's old session for about a minute (default: %(default)s)",
     )
     p.add_argument(
         "--allow-plain-updates",
@@ -96,9 +110,10 @@ def supernode_argv(
 # What a SuperNode's exit output means, in the words a device operator needs.
 DIAGNOSES = (
     (
-        "Failed to activate SuperNode",
+        REFUSED,
         "the server refused this device: its public key is not registered there "
-        "(on the server: `fedssl server --register KEY.pub ...`)",
+        "(on the server: `fedssl server --register KEY.pub ...`), or it still holds a "
+        "session of this device from another process",
     ),
     (
         "Server disconnected without sending a response",
@@ -134,7 +149,6 @@ def run(args: argparse.Namespace) -> int:
     from common.data.errors import DataError
     from common.keyfiles import KeyFileError
     from common.logs import setup_logging
-    from common.processes import Child
 
     setup_logging()
     try:
@@ -154,7 +168,43 @@ def run(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
-    argv = supernode_argv(args, data, key, ca, state)
+    first_refusal: float | None = None
+    while True:
+        argv = supernode_argv(args, data, key, ca, state)
+        rc, tail = _supervise(argv, env, state, name, args.server, stop)
+        if stop.is_set():
+            return EXIT_OK
+        if not (rc and any(REFUSED in line for line in tail)):
+            break
+        now = time.monotonic()
+        first_refusal = now if first_refusal is None else first_refusal
+        if now - first_refusal >= args.activation_grace:
+            break
+        log.warning(
+            "the server refused this device's activation: its key is not registered, or the "
+            "server still holds this device's previous session (it expires about a minute "
+            "after a crash); retrying in %.0f s (gives up %.0f s after the first refusal)",
+            ACTIVATION_RETRY_S,
+            args.activation_grace,
+        )
+        if stop.wait(ACTIVATION_RETRY_S):
+            return EXIT_OK
+    reason = diagnose(tail)
+    log.error(
+        "the SuperNode exited with code %s%s; see %s",
+        rc,
+        f": {reason}" if reason else "",
+        state / "supernode.log",
+    )
+    return EXIT_ERROR if rc else EXIT_OK
+
+
+def _supervise(
+    argv: list[str], env: dict[str, str], state: Path, name: str, server: str, stop: threading.Event
+) -> tuple[int | None, list[str]]:
+    """Run one SuperNode until it exits or ``stop`` is set; its exit code and last lines."""
+    from common.processes import Child
+
     tail: list[str] = []
 
     def on_line(line: str) -> None:
@@ -170,19 +220,10 @@ def run(args: argparse.Namespace) -> int:
         on_line=on_line,
         cwd=state,
     )
-    log.info("device %s: SuperNode pid %d connecting to %s", name, child.pid, args.server)
+    log.info("device %s: SuperNode pid %d connecting to %s", name, child.pid, server)
     try:
         while child.poll() is None and not stop.is_set():
             stop.wait(1.0)
     finally:
         rc = child.stop()
-    if stop.is_set():
-        return EXIT_OK
-    reason = diagnose(tail)
-    log.error(
-        "the SuperNode exited with code %s%s; see %s",
-        rc,
-        f": {reason}" if reason else "",
-        state / "supernode.log",
-    )
-    return EXIT_ERROR if rc else EXIT_OK
+    return rc, tail

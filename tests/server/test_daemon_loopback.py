@@ -33,7 +33,7 @@ def test_tls_authenticated_secagg_run_refuses_strangers(lb: Loopback) -> None:
     for i in range(3):
         lb.start_client(i)
     # A device whose key was never registered, and one that speaks plaintext to the TLS port.
-    unregistered = lb.start_client(3, name="unregistered")
+    unregistered = lb.start_client(3, "--activation-grace", "15", name="unregistered")
     plaintext = lb.start_client(3, "--insecure", "--max-wait-time", "25", name="plaintext")
 
     assert lb.wait_server(420) == 0, lb.log("server")
@@ -107,3 +107,23 @@ def test_client_killed_mid_training_does_not_stall(lb: Loopback) -> None:
     assert rows[0]["completed"] and rows[0]["clients_aggregated"] == 2
     # Round 2: two devices are not enough for SecAgg+: reported, not stalled.
     assert not rows[1]["completed"] and "only 2 clients" in str(rows[1]["reason"])
+
+
+@pytest.mark.slow
+def test_restarted_client_keeps_its_local_state(lb: Loopback) -> None:
+    lb.start_server(3, register=3)
+    lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
+    clients = [lb.start_client(i) for i in range(3)]
+    lb.wait_for(lambda: len(lb.rounds()) >= 1, 300, "round 1")
+    state = lb.root / "client0"
+    saved = list(state.glob("client-state-*.bin"))
+    assert saved, "client 0 kept no local state after round 1"
+    lb.kill(clients[0], signal.SIGKILL)  # a device crash: no clean-up
+    restarted = lb.start_client(0)  # same key, same state-dir, same data file
+    assert lb.wait_server(600) == 0, lb.log("server")
+    rows = lb.rounds()
+    assert [r["round"] for r in rows] == [1, 2, 3]
+    assert rows[0]["completed"] and rows[-1]["completed"] and rows[-1]["clients_aggregated"] == 3
+    # The new process trained from the state its predecessor left on disk.
+    assert "restored local state" in lb.log("client0"), lb.log("client0")[-3000:]
+    assert restarted.poll() is None or restarted.returncode == 0
