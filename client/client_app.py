@@ -90,6 +90,9 @@ def train(msg: Message, context: Context) -> Message:
     if should_fail("train", pid, server_round):
         raise InjectedFault(f"injected fault while training, round {server_round}")
     x = _local_inputs(flat, context)
+    if should_fail("nan", pid, server_round):  # drill: one corrupt value in the local data
+        x = x.copy()
+        x.flat[0] = np.nan
     record = context.state.config_records.get(STATE_RECORD)
     state = bytes(record["blob"]) if record is not None else None  # type: ignore[arg-type]
     disk = _state_path(context, cfg)

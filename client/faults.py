@@ -2,8 +2,9 @@
 
 ``FEDSSL_FAULTS="share_keys@0,1;train@2#3"`` makes partitions 0 and 1 fail at the
 SecAgg+ share-keys stage in every round and partition 2 fail while training in
-round 3. Stages: setup, share_keys, collect_masked_vectors, unmask (SecAgg+) and
-train (any run). Unset in normal use; the variable is read per message.
+round 3. Stages: setup, share_keys, collect_masked_vectors, unmask (SecAgg+), train
+(any run) and nan (one local input value becomes NaN, so the update is not finite).
+Unset in normal use; the variable is read per message.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ and the run must go on to the next round.
 | 5     | clients 0–3 lost at share-keys           | aborted: 2 left, threshold is 4         |
 | 6     | clients 0–3 lost at unmasking            | aborted: too few shares to unmask       |
 | 7     | none                                     | completes, FedAvg over all 6            |
+| 8     | client 4's update is not finite (NaN in  | completes, FedAvg over the other 5;     |
+|       | its data)                                | client 4 sends nothing and says why     |
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ FAULTS = ";".join(
         "unmask@3#4",
         "share_keys@0,1,2,3#5",
         "unmask@0,1,2,3#6",
+        "nan@4#8",
     ]
 )
 # Per round: the clients that trained (reached the masked-vector stage), the clients
@@ -52,6 +55,7 @@ TRAINED = {
     5: set(),
     6: set(range(N)),
     7: set(range(N)),
+    8: {0, 1, 2, 3, 5},
 }
 AGGREGATED: dict[int, set[int] | None] = {
     1: {1, 2, 3, 4, 5},
@@ -61,6 +65,7 @@ AGGREGATED: dict[int, set[int] | None] = {
     5: None,
     6: None,
     7: set(range(N)),
+    8: {0, 1, 2, 3, 5},
 }
 ROUNDS = len(TRAINED)
 
@@ -120,6 +125,7 @@ def test_dropout_at_every_secagg_stage(tmp_path: Path) -> None:
             assert row["completed"] is True, row
             assert row["clients_aggregated"] == len(kept), row
             assert row["clients_failed"] == N - len(kept), row
+    assert any("non-finite" in f for f in rows[8]["failures"]), rows[8]
     _check_aggregates(out, _config())
 
 
