@@ -112,7 +112,11 @@ def train(msg: Message, context: Context) -> Message:
     if disk is not None:
         save_state(disk, result.state)
     num_examples = result.num_examples
-    if cfg.max_weight and num_examples > cfg.max_weight:
+    if cfg.dp_clipping:
+        # DP-FedAvg's sensitivity bound needs every clipped update to count equally:
+        # all clients claim max-weight, so SecAgg+'s weight ratio is 1 for everyone.
+        num_examples = max(1, int(cfg.max_weight))
+    elif cfg.max_weight and num_examples > cfg.max_weight:
         # SecAgg+ scales each update by num_examples / max-weight; above 1 the scaled
         # values can overflow the clipping range, so this device counts as max-weight.
         log.warning(

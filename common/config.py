@@ -70,6 +70,12 @@ class RunConfig:
     # number of devices to wait for.
     node_data: bool = False
     resume: bool = False  # continue the run in out-dir from its last good checkpoint
+    # Central differential privacy (DP-FedAvg, McMahan et al. 2018; common/privacy):
+    # clients clip their delta to L2 norm dp-clipping-norm and count equally; the server
+    # adds Gaussian noise of std dp-noise-multiplier * dp-clipping-norm to the sum.
+    dp_noise_multiplier: float = 0.0  # 0 = no noise (no privacy guarantee)
+    dp_clipping_norm: float = 0.0  # 0 = no clipping; required (> 0) when there is noise
+    dp_delta: float = 1e-5  # the delta at which epsilon is reported
 
     # ---- conversions -------------------------------------------------------------
 
@@ -172,6 +178,46 @@ class RunConfig:
             raise ConfigError(f"server-learning-rate must be > 0, got {self.server_learning_rate}")
         if not 0.0 <= self.server_momentum < 1.0:
             raise ConfigError(f"server-momentum must be in [0, 1), got {self.server_momentum}")
+        self._validate_dp()
+
+    @property
+    def dp_clipping(self) -> bool:
+        """Clients clip their delta and count equally (with or without noise)."""
+        return self.dp_clipping_norm > 0
+
+    @property
+    def dp_noise(self) -> bool:
+        """The server noises the aggregate: a differential privacy guarantee is claimed."""
+        return self.dp_noise_multiplier > 0
+
+    def _validate_dp(self) -> None:
+        if self.dp_noise_multiplier < 0:
+            raise ConfigError(
+                f"dp-noise-multiplier must be >= 0 (0 = off), got {self.dp_noise_multiplier}"
+            )
+        if self.dp_clipping_norm < 0:
+            raise ConfigError(
+                f"dp-clipping-norm must be >= 0 (0 = off), got {self.dp_clipping_norm}"
+            )
+        if self.dp_noise and not self.dp_clipping:
+            raise ConfigError(
+                "dp-clipping-norm must be > 0 when dp-noise-multiplier is set: the noise is "
+                "calibrated to the clipping norm"
+            )
+        if not 0.0 < self.dp_delta < 1.0:
+            raise ConfigError(f"dp-delta must be in (0, 1), got {self.dp_delta}")
+        if (
+            self.dp_clipping
+            and self.secure_aggregation
+            and self.dp_clipping_norm > self.clipping_range
+        ):
+            # Every client then counts with weight 1 in SecAgg+, and no coordinate of a
+            # delta of L2 norm <= C exceeds C: C <= clipping-range keeps SecAgg+ from
+            # clipping (and so changing) any update silently.
+            raise ConfigError(
+                f"dp-clipping-norm ({self.dp_clipping_norm}) must be <= clipping-range "
+                f"({self.clipping_range}) under secure aggregation"
+            )
 
     def validate_for_clients(self, clients_per_round: int) -> None:
         """Checks that need the number of clients sampled per round."""

@@ -22,6 +22,7 @@ from common.data.errors import DataError
 from common.fedalgo.base import FedAlgorithm, Weights
 from common.fedalgo.registry import build_fed_algorithm
 from common.models.registry import build_encoder, default_arch_for
+from common.privacy.clipping import clip_l2, l2_norm
 from common.serialize import arrays_to_state, state_to_arrays
 from common.ssl.base import SSLMethod
 from common.ssl.registry import METHODS, build_method
@@ -222,12 +223,19 @@ def run_local_round(
             f"client {partition_id}, round {server_round}: update has {bad} non-finite values; "
             "not sent"
         )
+    delta_norm = l2_norm(delta)
     # Only these scalars travel in clear beside the masked delta (with num_examples);
     # the rest stays in the device's own log.
     metrics: dict[str, float | int] = {"train-loss": result.loss}
+    if cfg.dp_clipping:
+        # Central DP (DP-FedAvg): bound this client's influence on the sum to L2 norm C
+        # before the update leaves the device; the server's noise is calibrated to C.
+        delta, clipped = clip_l2(delta, cfg.dp_clipping_norm)
+        metrics["dp-clipped"] = int(clipped)
     if cfg.secure_aggregation:
-        # SecAgg+ clips silently at ±clipping-range after scaling by n / max-weight.
-        ratio = len(x) / cfg.max_weight if cfg.max_weight > 0 else 1.0
+        # SecAgg+ clips silently at ±clipping-range after scaling by n / max-weight
+        # (by 1 under DP clipping: every client then counts as max-weight).
+        ratio = len(x) / cfg.max_weight if cfg.max_weight > 0 and not cfg.dp_clipping else 1.0
         metrics["clipped-values"] = sum(
             int((np.abs(d) * ratio > cfg.clipping_range).sum()) for d in delta
         )
@@ -235,7 +243,7 @@ def run_local_round(
         "first-loss": result.first_loss,
         "steps": result.steps,
         "learning-rate": lr,
-        "delta-norm": float(np.sqrt(sum(float((d.astype(np.float64) ** 2).sum()) for d in delta))),
+        "delta-norm": delta_norm,  # before DP clipping
         "seconds": time.perf_counter() - t0,
         **fed_info,
     }

@@ -82,6 +82,11 @@ class RunOutputs:
             "reason": outcome.reason,
             **extra,
         }
+        if outcome.dp_clipped is not None:  # central DP on (clipping, maybe noise)
+            row["dp_clipped"] = outcome.dp_clipped
+            row["dp_noise_std"] = outcome.dp_noise_std
+            row["dp_sampling_rate"] = outcome.dp_sampling_rate
+            row["dp_epsilon"] = outcome.dp_epsilon
         if outcome.failures:
             row["failures"] = outcome.failures
         self.rows.append(row)

@@ -17,3 +17,10 @@ class RoundOutcome:
     delta_norm: float | None = None
     clipped_values: int = 0
     failures: list[str] = field(default_factory=list)
+    # Central DP (None when off): clients whose delta was clipped to dp-clipping-norm,
+    # the std of the noise added to the mean delta (0 when nothing was released), the
+    # round's sampling rate, and the cumulative epsilon after it (None: no noise, no claim).
+    dp_clipped: int | None = None
+    dp_noise_std: float | None = None
+    dp_sampling_rate: float | None = None
+    dp_epsilon: float | None = None

@@ -111,8 +111,24 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         min_available_clients=min_clients,
         server_learning_rate=cfg.server_learning_rate,
         server_momentum=cfg.server_momentum,
+        dp_noise_multiplier=cfg.dp_noise_multiplier,
+        dp_clipping_norm=cfg.dp_clipping_norm,
+        dp_delta=cfg.dp_delta,
     )
     strategy.set_global(start_arrays)
+    if cfg.resume:  # the privacy the released rounds already spent
+        strategy.restore_privacy_spent(
+            [r["dp_sampling_rate"] for r in out.rows if r["completed"] and r.get("dp_noise_std")]
+        )
+    if cfg.dp_clipping:
+        log.info(
+            "central DP: clients clip their delta to L2 norm %g and count equally; %s",
+            cfg.dp_clipping_norm,
+            f"noise multiplier {cfg.dp_noise_multiplier:g} on the aggregate, epsilon at "
+            f"delta {cfg.dp_delta:g}"
+            if cfg.dp_noise
+            else "no noise (dp-noise-multiplier 0): no privacy guarantee",
+        )
 
     def save(path: Path, arrays: list[np.ndarray], server_round: int) -> None:
         enc, arch, hparams = encoder_from_arrays(cfg, shape, arrays)
@@ -153,8 +169,13 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         )
         status = "ok " if row["completed"] else "FAILED"
         loss = f"loss {row['train_loss']:.4f}" if row["train_loss"] is not None else row["reason"]
+        dp = ""
+        if outcome.dp_clipped is not None:
+            dp = f" | DP clipped {outcome.dp_clipped}/{outcome.clients_aggregated}"
+            if outcome.dp_epsilon is not None:
+                dp += f", epsilon {outcome.dp_epsilon:.3g} (delta {cfg.dp_delta:g})"
         log.info(
-            "[round %d/%d] %s %s | %d/%d clients | %.1f s",
+            "[round %d/%d] %s %s | %d/%d clients | %.1f s%s",
             outcome.round,
             cfg.num_server_rounds,
             status,
@@ -162,6 +183,7 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
             outcome.clients_aggregated,
             outcome.clients_sampled,
             seconds,
+            dp,
         )
 
     legacy = LegacyContext(
@@ -209,6 +231,17 @@ def finish(
         "seconds": round(seconds, 2),
         "encoder": str(out.dir / "encoder.pt"),
     }
+    if cfg.dp_clipping:
+        noised = [r for r in rows if r["completed"] and r.get("dp_noise_std")]
+        summary["differential_privacy"] = {
+            "noise_multiplier": cfg.dp_noise_multiplier,
+            "clipping_norm": cfg.dp_clipping_norm,
+            "delta": cfg.dp_delta,
+            # Cumulative over the rounds that released a noised aggregate; None: no noise.
+            "epsilon": strategy.accountant.epsilon if strategy.accountant is not None else None,
+            "rounds_noised": len(noised),
+            "accountant": "RDP, dp-accounting, Poisson-sampled Gaussian per round",
+        }
     if cfg.evaluate:
         encoders = {
             name: encoder_from_arrays(cfg, shape, arrays)[0]

@@ -4,6 +4,11 @@ Works unchanged under SecAgg+ (every result then carries the same, already
 unmasked weighted mean) and plain FedAvg (each result carries its own delta).
 It also records each round's outcome, because SecAgg+ aborts a round by simply
 never calling ``aggregate_fit``; the round loop turns that silence into a record.
+
+With central differential privacy on (DP-FedAvg, McMahan et al., ICLR 2018) every
+client has clipped its delta to L2 norm C and counts equally, and this strategy adds
+Gaussian noise to the aggregate, the only thing SecAgg+ lets it see, before the
+server step, and accounts for the privacy spent (common/privacy).
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
+from common.privacy.accountant import RdpPrivacyAccountant
+from common.privacy.noise import add_gaussian_noise, noise_std
+from server.failures import describe_failure
 from server.round_outcome import RoundOutcome
 
 ROUND_KEY = "server-round"
@@ -43,6 +51,10 @@ class DeltaFedAvg(FedAvg):
         min_available_clients: int,
         server_learning_rate: float = 1.0,
         server_momentum: float = 0.0,
+        dp_noise_multiplier: float = 0.0,
+        dp_clipping_norm: float = 0.0,
+        dp_delta: float = 1e-5,
+        dp_rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__(
             fraction_fit=fraction_fit,
@@ -59,10 +71,31 @@ class DeltaFedAvg(FedAvg):
         # FedAvgM's velocity: it works on the aggregate only, so SecAgg+ is unaffected.
         self.velocity = [np.zeros(a.shape, dtype=np.float64) for a in initial_arrays]
         self.train_config = dict(train_config)
+        if dp_noise_multiplier > 0 and dp_clipping_norm <= 0:
+            raise ValueError("DP noise needs a clipping norm > 0")
+        self.dp_noise_multiplier = dp_noise_multiplier
+        self.dp_clipping_norm = dp_clipping_norm
+        self.accountant = (
+            RdpPrivacyAccountant(dp_noise_multiplier, dp_delta) if dp_noise_multiplier > 0 else None
+        )
+        # Unseeded by default: noise that someone could regenerate from a known seed
+        # could be subtracted again. Tests pass a seeded generator.
+        self.dp_rng = dp_rng if dp_rng is not None else np.random.default_rng()
         self.outcome = RoundOutcome(round=0)
 
     def begin_round(self, server_round: int) -> None:
         self.outcome = RoundOutcome(round=server_round)
+        if self.dp_clipping_norm > 0:
+            self.outcome.dp_clipped = 0
+            self.outcome.dp_noise_std = 0.0  # until a noised aggregate is released
+        if self.accountant is not None:
+            self.outcome.dp_epsilon = self.accountant.epsilon
+
+    def restore_privacy_spent(self, sampling_rates: list[float]) -> None:
+        """On resume: compose the noised rounds the run released before it stopped."""
+        if self.accountant is not None:
+            for q in sampling_rates:
+                self.accountant.spend_round(q)
 
     def set_global(self, arrays: list[np.ndarray]) -> None:
         self.global_arrays = [a.astype(np.float32, copy=True) for a in arrays]
@@ -74,6 +107,11 @@ class DeltaFedAvg(FedAvg):
         config: dict[str, Scalar] = {**self.train_config, ROUND_KEY: server_round}
         out = [(proxy, FitIns(ins.parameters, dict(config))) for proxy, ins in instructions]
         self.outcome.clients_sampled = len(out)
+        if self.dp_clipping_norm > 0 and out:
+            # Each client's chance to be in this round: sampled / available (an upper
+            # bound for every client of the population).
+            available = max(client_manager.num_available(), len(out))
+            self.outcome.dp_sampling_rate = len(out) / available
         return out
 
     def aggregate_fit(
@@ -92,6 +130,10 @@ class DeltaFedAvg(FedAvg):
             out.reason = "no client results to aggregate"
             return None, {}
         weights = np.array([res.num_examples for _, res in results], dtype=np.float64)
+        if self.dp_clipping_norm > 0:
+            # DP: every clipped update counts equally (under SecAgg+ the clients already
+            # weighted themselves equally; the aggregate is the same in every result).
+            weights = np.ones(len(results), dtype=np.float64)
         deltas = [parameters_to_ndarrays(res.parameters) for _, res in results]
         mean = [
             sum(w * d[i].astype(np.float64) for w, d in zip(weights, deltas, strict=True))
@@ -104,6 +146,8 @@ class DeltaFedAvg(FedAvg):
         if not all(np.isfinite(m).all() for m in mean):
             out.reason = "aggregate is not finite; previous global encoder kept"
             return None, {}
+        if self.accountant is not None:
+            mean = self._add_dp_noise(mean, len(results))
         step = [
             self.server_momentum * v + m.reshape(v.shape)
             for v, m in zip(self.velocity, mean, strict=True)
@@ -122,11 +166,38 @@ class DeltaFedAvg(FedAvg):
         out.clipped_values = int(
             sum(int(res.metrics.get("clipped-values", 0)) for _, res in results)
         )
+        if self.dp_clipping_norm > 0:
+            out.dp_clipped = int(sum(int(res.metrics.get("dp-clipped", 0)) for _, res in results))
         out.completed = True
         metrics: dict[str, Scalar] = {}
         if out.train_loss is not None:
             metrics["train-loss"] = out.train_loss
         return ndarrays_to_parameters(new), metrics
+
+    def _add_dp_noise(self, mean: list[np.ndarray], n_aggregated: int) -> list[np.ndarray]:
+        """The fixed-denominator mean plus Gaussian noise; accounts for the release.
+
+        DP-FedAvg's estimator sum / W with W the clients sampled this round, fixed
+        before any client trained (McMahan et al. 2018, Alg. 1): its sensitivity to one
+        client is C / W, so noise of std sigma * C / W is the Gaussian mechanism with
+        multiplier sigma. With every sampled client in the sum, sum / W is the mean the
+        workflow delivered, as in Flower's DifferentialPrivacyClientSideFixedClipping;
+        if some dropped out, the mean over the survivors is scaled back to sum / W rather
+        than noising it too little.
+        """
+        assert self.accountant is not None
+        out = self.outcome
+        sampled = max(out.clients_sampled, n_aggregated)
+        std = noise_std(self.dp_noise_multiplier, self.dp_clipping_norm, sampled)
+        fixed = [m * (n_aggregated / sampled) for m in mean]
+        noised = add_gaussian_noise(fixed, std, self.dp_rng)
+        out.dp_noise_std = std
+        # Only a released aggregate costs privacy: a round that fails before this point
+        # (SecAgg+ abort, no results, non-finite aggregate) publishes nothing.
+        q = out.dp_sampling_rate if out.dp_sampling_rate is not None else 1.0
+        out.dp_sampling_rate = q
+        out.dp_epsilon = self.accountant.spend_round(q)
+        return noised
 
     def configure_evaluate(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
@@ -136,6 +207,6 @@ class DeltaFedAvg(FedAvg):
 
 def _describe(failure: tuple[ClientProxy, FitRes] | BaseException) -> str:
     if isinstance(failure, BaseException):
-        return f"{failure.__class__.__name__}: {failure}"[:300]
+        return describe_failure(f"{failure.__class__.__name__}: {failure}")
     proxy, res = failure
-    return f"node {proxy.cid}: {res.status.message}"[:300]
+    return f"node {proxy.cid}: {describe_failure(res.status.message)}"

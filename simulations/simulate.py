@@ -113,6 +113,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=d.max_failed_rounds,
         help="failed rounds tolerated before the run counts as failed (default: %(default)s)",
     )
+    p.add_argument(
+        "--dp-noise-multiplier",
+        type=float,
+        default=d.dp_noise_multiplier,
+        help="central DP: Gaussian noise std on the aggregate, in units of the clipping norm; "
+        "0 = off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dp-clipping-norm",
+        type=float,
+        default=d.dp_clipping_norm,
+        help="central DP: L2 norm each client clips its delta to (needed with noise; at most "
+        "clipping-range under SecAgg+); 0 = off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dp-delta",
+        type=float,
+        default=d.dp_delta,
+        help="central DP: the delta at which epsilon is reported (default: %(default)s)",
+    )
     p.add_argument("--no-evaluate", action="store_true", help="skip the final linear probe")
     p.add_argument("--device", default=d.device, help="cpu | cuda | auto (default: %(default)s)")
     p.add_argument(
@@ -164,6 +184,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         secagg_timeout=args.secagg_timeout,
         max_failed_rounds=args.max_failed_rounds,
         evaluate=not args.no_evaluate,
+        dp_noise_multiplier=args.dp_noise_multiplier,
+        dp_clipping_norm=args.dp_clipping_norm,
+        dp_delta=args.dp_delta,
     )
     if args.set:
         cfg = RunConfig.from_flat({**cfg.to_flat(), **parse_set_items(args.set)})
@@ -277,5 +300,17 @@ def print_summary(summary: dict[str, Any], wall: float) -> None:
         lines.append(f"  protocol: {probe['protocol']}")
     elif "skipped" in probe:
         lines.append(f"  linear probe skipped: {probe['skipped']}")
+    dp = summary.get("differential_privacy")
+    if dp:
+        eps = dp["epsilon"]
+        lines.append(
+            f"  central DP: clipping norm {dp['clipping_norm']:g}, noise multiplier "
+            f"{dp['noise_multiplier']:g}: "
+            + (
+                f"epsilon {eps:.3g} at delta {dp['delta']:g} after {dp['rounds_noised']} noised rounds"
+                if eps is not None
+                else "no noise, no privacy guarantee"
+            )
+        )
     lines.append(f"  encoder: {summary['encoder']}  (common.serialize.load_encoder(path))")
     print("\n".join(lines), flush=True)

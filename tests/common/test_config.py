@@ -106,3 +106,33 @@ def test_cosine_schedule_decays_to_the_floor_and_constant_does_not() -> None:
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
     const = cfg.replace(lr_schedule="constant")
     assert {const.round_learning_rate(r) for r in range(1, 12)} == {1e-3}
+
+
+@pytest.mark.parametrize(
+    ("flat", "key"),
+    [
+        ({"dp-noise-multiplier": -0.5, "dp-clipping-norm": 1.0}, "dp-noise-multiplier"),
+        ({"dp-noise-multiplier": 1.0}, "dp-clipping-norm"),  # noise without a clipping norm
+        ({"dp-clipping-norm": -1.0}, "dp-clipping-norm"),
+        ({"dp-noise-multiplier": 1.0, "dp-clipping-norm": 1.0, "dp-delta": 0.0}, "dp-delta"),
+        ({"dp-noise-multiplier": 1.0, "dp-clipping-norm": 1.0, "dp-delta": 1.0}, "dp-delta"),
+        # Under SecAgg+ a clipped delta must fit the elementwise clipping range.
+        ({"dp-noise-multiplier": 1.0, "dp-clipping-norm": 9.0}, "dp-clipping-norm"),
+        ({"dp-clipping-norm": 2.0, "clipping-range": 1.0}, "dp-clipping-norm"),
+        ({"dp-noise-multiplier": "a lot", "dp-clipping-norm": 1.0}, "dp-noise-multiplier"),
+    ],
+)
+def test_bad_dp_values_name_the_key(flat: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        RunConfig.from_flat(flat)
+
+
+def test_dp_settings_that_are_accepted() -> None:
+    assert not RunConfig().dp_clipping and not RunConfig().dp_noise  # off by default
+    on = RunConfig.from_flat({"dp-noise-multiplier": "0.5", "dp-clipping-norm": "8"})
+    assert on.dp_noise and on.dp_clipping and on.dp_delta == 1e-5
+    clip_only = RunConfig.from_flat({"dp-clipping-norm": 1.0})  # clipping's cost alone
+    assert clip_only.dp_clipping and not clip_only.dp_noise
+    # Without SecAgg+ there is no elementwise range to fit.
+    plain = {"dp-noise-multiplier": 1.0, "dp-clipping-norm": 20.0, "secure-aggregation": False}
+    assert RunConfig.from_flat(plain).dp_clipping_norm == 20.0

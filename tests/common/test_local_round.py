@@ -112,3 +112,52 @@ def test_run_config_hyper_parameters_reach_the_method() -> None:
     assert method.criterion.temperature == 0.37  # type: ignore[union-attr]
     byol, _, _ = build_model(RunConfig(method="byol", temperature=0.37), (6, 64))
     assert not hasattr(byol, "criterion") or getattr(byol.criterion, "temperature", None) is None
+
+
+def test_dp_clipping_bounds_the_delta_before_it_leaves_and_reports_it() -> None:
+    from common.privacy.clipping import l2_norm
+
+    base = RunConfig(local_epochs=1, batch_size=32, max_weight=200.0)
+    x = _data()
+    glob = initial_global_arrays(base, x.shape[1:])
+    plain = run_local_round(base, x, glob, None, server_round=1, partition_id=0)
+    norm = l2_norm(plain.delta)
+    assert "dp-clipped" not in plain.metrics
+
+    small = run_local_round(
+        base.replace(dp_clipping_norm=norm / 4), x, glob, None, server_round=1, partition_id=0
+    )
+    assert small.metrics["dp-clipped"] == 1
+    assert l2_norm(small.delta) <= norm / 4 + 1e-9
+    assert small.local_metrics["delta-norm"] == pytest.approx(norm, rel=1e-5)  # kept local
+    for s, p in zip(small.delta, plain.delta, strict=True):
+        np.testing.assert_allclose(s, p / 4, rtol=1e-3, atol=1e-7)  # same direction
+
+    big = run_local_round(
+        base.replace(dp_clipping_norm=min(norm * 2, 8.0)),
+        x,
+        glob,
+        None,
+        server_round=1,
+        partition_id=0,
+    )
+    assert big.metrics["dp-clipped"] == 0
+    for b, p in zip(big.delta, plain.delta, strict=True):
+        np.testing.assert_array_equal(b, p)
+
+
+def test_values_beyond_the_secagg_clipping_range_are_counted() -> None:
+    """SecAgg+ clips silently at ±clipping-range after scaling by n / max-weight: the
+    client counts exactly the values that will be clipped."""
+    x = _data()
+    cfg = RunConfig(local_epochs=1, batch_size=32, clipping_range=1e-3, max_weight=2 * len(x))
+    glob = initial_global_arrays(cfg, x.shape[1:])
+    res = run_local_round(cfg, x, glob, None, server_round=1, partition_id=0)
+    scaled = np.concatenate([np.abs(d).ravel() for d in res.delta]) * 0.5
+    expected = int((scaled > 1e-3).sum())
+    assert 0 < expected < scaled.size
+    assert res.metrics["clipped-values"] == expected
+    roomy = run_local_round(
+        cfg.replace(clipping_range=8.0), x, glob, None, server_round=1, partition_id=0
+    )
+    assert roomy.metrics["clipped-values"] == 0
