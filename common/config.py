@@ -63,6 +63,10 @@ class RunConfig:
     modulus_range: int = DEFAULT_MODULUS_RANGE
     max_weight: float = 0.0  # 0: auto, the largest client's sample count
     max_failed_rounds: int = 0
+    # Refuse an aggregate update larger than this times the global encoder's L2 norm
+    # (a wrapped SecAgg+ sum or a poisoned round looks like that; 0 = no limit).
+    # Healthy rounds on HAPT, digits and FMNIST move 0.01-0.05 of it.
+    max_update_ratio: float = 1.0
     evaluate: bool = True  # linear probe on the server when it can read the data set
     out_dir: str = ""
     # Deployment: each device reads its own file (node config data-path); the server's
@@ -139,6 +143,10 @@ class RunConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(
                 f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
+        if self.max_update_ratio < 0:
+            raise ConfigError(
+                f"max-update-ratio must be >= 0 (0 = no limit), got {self.max_update_ratio}"
             )
         if self.max_failed_rounds < 0:
             raise ConfigError(f"max-failed-rounds must be >= 0, got {self.max_failed_rounds}")

@@ -111,6 +111,7 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         min_available_clients=min_clients,
         server_learning_rate=cfg.server_learning_rate,
         server_momentum=cfg.server_momentum,
+        max_update_ratio=cfg.max_update_ratio,
         dp_noise_multiplier=cfg.dp_noise_multiplier,
         dp_clipping_norm=cfg.dp_clipping_norm,
         dp_delta=cfg.dp_delta,
@@ -168,6 +169,14 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
             upload_bytes_per_client=upload,
         )
         status = "ok " if row["completed"] else "FAILED"
+        if outcome.clipped_values:
+            log.warning(
+                "round %d: SecAgg+ clipped %d update values at +/-%g (Flower clips silently); "
+                "raise clipping-range if this persists",
+                outcome.round,
+                outcome.clipped_values,
+                cfg.clipping_range,
+            )
         loss = f"loss {row['train_loss']:.4f}" if row["train_loss"] is not None else row["reason"]
         dp = ""
         if outcome.dp_clipped is not None:

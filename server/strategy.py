@@ -51,6 +51,7 @@ class DeltaFedAvg(FedAvg):
         min_available_clients: int,
         server_learning_rate: float = 1.0,
         server_momentum: float = 0.0,
+        max_update_ratio: float = 1.0,
         dp_noise_multiplier: float = 0.0,
         dp_clipping_norm: float = 0.0,
         dp_delta: float = 1e-5,
@@ -68,6 +69,7 @@ class DeltaFedAvg(FedAvg):
         self.global_arrays = [a.astype(np.float32, copy=True) for a in initial_arrays]
         self.server_learning_rate = server_learning_rate
         self.server_momentum = server_momentum
+        self.max_update_ratio = max_update_ratio
         # FedAvgM's velocity: it works on the aggregate only, so SecAgg+ is unaffected.
         self.velocity = [np.zeros(a.shape, dtype=np.float64) for a in initial_arrays]
         self.train_config = dict(train_config)
@@ -146,6 +148,10 @@ class DeltaFedAvg(FedAvg):
         if not all(np.isfinite(m).all() for m in mean):
             out.reason = "aggregate is not finite; previous global encoder kept"
             return None, {}
+        absurd = self._absurd(mean)
+        if absurd:
+            out.reason = absurd
+            return None, {}
         if self.accountant is not None:
             mean = self._add_dp_noise(mean, len(results))
         step = [
@@ -173,6 +179,22 @@ class DeltaFedAvg(FedAvg):
         if out.train_loss is not None:
             metrics["train-loss"] = out.train_loss
         return ndarrays_to_parameters(new), metrics
+
+    def _absurd(self, mean: list[np.ndarray]) -> str:
+        """Why the aggregate is too large to be a training step ("" when it is not)."""
+        if self.max_update_ratio <= 0:
+            return ""
+        norm = float(np.sqrt(sum(float((m**2).sum()) for m in mean)))
+        scale = float(
+            np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in self.global_arrays))
+        )
+        if norm <= self.max_update_ratio * max(scale, 1.0):
+            return ""
+        return (
+            f"aggregate update has L2 norm {norm:.4g}, over max-update-ratio "
+            f"{self.max_update_ratio:g} x the global encoder's {scale:.4g}; previous global "
+            "encoder kept"
+        )
 
     def _add_dp_noise(self, mean: list[np.ndarray], n_aggregated: int) -> list[np.ndarray]:
         """The fixed-denominator mean plus Gaussian noise; accounts for the release.

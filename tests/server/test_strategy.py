@@ -14,8 +14,11 @@ def _res(delta: list[np.ndarray], n: int, loss: float) -> tuple[None, FitRes]:
     return None, fitres  # the proxy is not used by aggregation
 
 
-def _strategy(init: list[np.ndarray]) -> DeltaFedAvg:
-    s = DeltaFedAvg(init, {}, fraction_fit=1.0, min_available_clients=3)
+def _strategy(init: list[np.ndarray], max_update_ratio: float = 0.0) -> DeltaFedAvg:
+    # Toy models start at or near zero: no size limit unless a test is about it.
+    s = DeltaFedAvg(
+        init, {}, fraction_fit=1.0, min_available_clients=3, max_update_ratio=max_update_ratio
+    )
     s.begin_round(1)
     return s
 
@@ -75,6 +78,7 @@ def test_server_momentum_and_learning_rate_follow_fedavgm() -> None:
     s = DeltaFedAvg(
         init,
         {},
+        max_update_ratio=0.0,
         fraction_fit=1.0,
         min_available_clients=2,
         server_learning_rate=2.0,
@@ -98,6 +102,7 @@ def _dp_strategy(
     return DeltaFedAvg(
         init,
         {},
+        max_update_ratio=0.0,
         fraction_fit=1.0,
         min_available_clients=3,
         dp_noise_multiplier=sigma,
@@ -235,3 +240,18 @@ def test_clipped_values_are_summed_over_the_round() -> None:
         results.append((None, res))
     s.aggregate_fit(1, results, [])
     assert s.outcome.completed and s.outcome.clipped_values == 12
+
+
+def test_absurd_aggregate_is_refused_and_the_previous_global_kept() -> None:
+    init = [np.full(100, 0.1, dtype=np.float32)]  # L2 norm 1.0
+    s = _strategy(init, max_update_ratio=1.0)  # the default of RunConfig
+    huge = [np.full(100, 0.5, dtype=np.float32)]  # norm 5: five times the model itself
+    params, _ = s.aggregate_fit(1, [_res(huge, 5, 1.0), _res(huge, 5, 1.0)], [])
+    assert params is None and not s.outcome.completed
+    assert "max-update-ratio" in s.outcome.reason
+    np.testing.assert_array_equal(s.global_arrays[0], init[0])
+    # A step of the usual size (a few per cent of the model) goes through.
+    s.begin_round(2)
+    small = [np.full(100, 0.003, dtype=np.float32)]
+    params, _ = s.aggregate_fit(2, [_res(small, 5, 1.0), _res(small, 5, 1.0)], [])
+    assert params is not None and s.outcome.completed

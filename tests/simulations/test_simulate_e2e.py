@@ -136,11 +136,13 @@ def test_plain_fedavg_run_for_comparison(tmp_path: Path) -> None:
 def test_aborted_round_is_reported_and_fails_the_run(tmp_path: Path) -> None:
     out = tmp_path / "abort"
     # Two of three clients vanish at share-keys in round 2: too few shares to unmask.
-    proc = _simulate(out, env={"FEDSSL_FAULTS": "share_keys@0,1#2"})
+    # A tiny clipping range also makes SecAgg+ clip: that must be counted and reported.
+    proc = _simulate(out, "--set", "clipping-range=0.002", env={"FEDSSL_FAULTS": "share_keys@0,1#2"})
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "FAILED" in proc.stderr
     rows = _rows(out)
     assert rows[0]["completed"] is True
+    assert rows[0]["clipped_values"] > 0 and "SecAgg+ clipped" in proc.stderr
     assert rows[1]["completed"] is False and rows[1]["secure_aggregation"] is True
     assert "aborted" in rows[1]["reason"]
     summary = json.loads((out / "summary.json").read_text())
