@@ -5,14 +5,12 @@ accounted per round, in metrics.jsonl and summary.json."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dp_accounting
 import numpy as np
 import pytest
+from cli_run import run_cli
 from dp_accounting.rdp import RdpAccountant
 
 from common.serialize import checkpoint_shared_arrays
@@ -22,21 +20,10 @@ SIGMA, CLIP = 2.0, 0.01  # a clipping norm far below any real delta: every clien
 
 def test_dp_with_secagg_clips_noises_and_accounts_every_round(tmp_path: Path) -> None:
     out = tmp_path / "dp"
-    env = {
-        **os.environ,
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-    }
     args = ["--dataset", "digits", "--clients", "3", "--rounds", "2", "--local-epochs", "1"]
     args += ["--seed", "3", "--no-evaluate", "--out", str(out)]
     args += ["--dp-noise-multiplier", str(SIGMA), "--dp-clipping-norm", str(CLIP)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "common.cli", "simulate", *args],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        env=env,
-    )
+    proc = run_cli("simulate", *args, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rows] == [1, 2]

@@ -20,13 +20,12 @@ and the run must go on to the next round.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from cli_run import run_cli
 
 from common.client_data import client_inputs
 from common.config import RunConfig
@@ -90,19 +89,7 @@ def _simulate(out: Path) -> subprocess.CompletedProcess:
         *("--local-epochs", "1", "--batch-size", "64", "--seed", str(cfg.seed)),
         *("--max-failed-rounds", "2", "--no-evaluate", "--out", str(out)),
     ]
-    env = {
-        **os.environ,
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-        "FEDSSL_FAULTS": FAULTS,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "common.cli", "simulate", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    return run_cli("simulate", *args, env={"FEDSSL_FAULTS": FAULTS})
 
 
 def test_dropout_at_every_secagg_stage(tmp_path: Path) -> None:

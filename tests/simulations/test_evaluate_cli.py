@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_run import run_cli
 
 from common.cli import main
 from common.models.registry import build_encoder
@@ -18,14 +17,7 @@ from common.serialize import save_encoder
 
 
 def _evaluate(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "common.cli", "evaluate", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return run_cli("evaluate", *args, env={"OMP_NUM_THREADS": "1"}, timeout=120)
 
 
 @pytest.fixture(scope="module")

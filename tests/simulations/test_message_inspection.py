@@ -13,14 +13,12 @@ simulation on Ray, recorded with FEDSSL_RECORD_DIR).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 from flwr.app import RecordDict
 from flwr.common import bytes_to_ndarray
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
@@ -49,19 +47,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         *("--dataset", "digits", "--clients", str(N), "--rounds", str(ROUNDS)),
         *("--local-epochs", "1", "--seed", "2", "--no-evaluate", "--out", str(out)),
     ]
-    env = {
-        **os.environ,
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-        "FEDSSL_RECORD_DIR": str(rec),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "common.cli", "simulate", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    proc = run_cli("simulate", *args, env={"FEDSSL_RECORD_DIR": str(rec)})
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out, rec
 

@@ -4,14 +4,13 @@ of the same client deltas, and an aborted round is reported and fails the run.""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_run import run_cli
 
 from common.client_data import client_inputs
 from common.config import RunConfig
@@ -38,19 +37,7 @@ ARGS = [
 def _simulate(
     out: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    full_env = {
-        **os.environ,
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "common.cli", "simulate", *ARGS, "--out", str(out), *extra],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        env=full_env,
-    )
+    return run_cli("simulate", *ARGS, "--out", str(out), *extra, env=env, timeout=400)
 
 
 def _run_config(secure: bool) -> RunConfig:
@@ -137,7 +124,9 @@ def test_aborted_round_is_reported_and_fails_the_run(tmp_path: Path) -> None:
     out = tmp_path / "abort"
     # Two of three clients vanish at share-keys in round 2: too few shares to unmask.
     # A tiny clipping range also makes SecAgg+ clip: that must be counted and reported.
-    proc = _simulate(out, "--set", "clipping-range=0.002", env={"FEDSSL_FAULTS": "share_keys@0,1#2"})
+    proc = _simulate(
+        out, "--set", "clipping-range=0.002", env={"FEDSSL_FAULTS": "share_keys@0,1#2"}
+    )
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "FAILED" in proc.stderr
     rows = _rows(out)
