@@ -62,3 +62,48 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, tree_rss_bytes(self.root))
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and its live descendants right now (``root`` first)."""
+    out, stack, seen = [], [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen or not Path(f"/proc/{pid}").exists():
+            continue
+        seen.add(pid)
+        out.append(pid)
+        stack.extend(_children(pid))
+    return out
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS of one process (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def open_fds(pid: int) -> int:
+    """Number of open file descriptors of one process (0 if it is gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def proc_name(pid: int) -> str:
+    """A short name: Ray's process title (``ray::ClientAppActor``) or the program's name."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    first = argv[0].decode(errors="replace").split(" ")[0] if argv and argv[0] else "?"
+    name = first if first.startswith("ray::") else os.path.basename(first)
+    if name.startswith("python") and len(argv) > 2 and argv[1] == b"-m":
+        name = f"python -m {argv[2].decode(errors='replace')}"
+    return name
