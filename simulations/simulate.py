@@ -238,6 +238,10 @@ def simulate(cfg: RunConfig, n_clients: int, cpus: float, gpus: float, log: logg
         # The simulated nodes must agree to send unmasked updates (client/secagg.py).
         os.environ["FEDSSL_ALLOW_PLAIN_UPDATES"] = "1"
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Ray's GCS keeps an event record (~4 KB) per task, i.e. per SecAgg+ stage of every
+    # client, up to 100,000 by default: a long run grew by ~1.4 MB per 100-client round
+    # (simulations.bench_load). Nothing here reads task events; keep the last 1,000.
+    os.environ.setdefault("RAY_task_events_max_num_task_in_gcs", "1000")
     from flwr.simulation import run_simulation
 
     from client.client_app import app as client_app
