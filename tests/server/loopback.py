@@ -32,14 +32,13 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """No process listens on ``port`` (connections left in TIME_WAIT do not count, as
-    for a restarted server, which binds with SO_REUSEADDR too)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
+    """Nothing accepts connections on ``port``: no SuperLink is left listening. (A bind
+    test would also fail when an unrelated process, such as another job's Ray worker,
+    happens to hold the same ephemeral port number for its own socket.)"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
             return False
+    except OSError:
         return True
 
 
