@@ -42,6 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=None, help="default 15, quick 4")
     p.add_argument("--local-epochs", type=int, default=None, help="default 2, quick 1")
     p.add_argument(
+        "--fraction-train",
+        type=float,
+        default=1.0,
+        help="clients per round, as a fraction; the other arms' epochs shrink to match "
+        "(rounds x local-epochs x fraction) (default: %(default)s)",
+    )
+    p.add_argument(
         "--fractions", default=None, help="label fractions, default 0.01,0.05,0.1 (quick 0.01,0.1)"
     )
     p.add_argument(
@@ -84,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             partition=args.partition,
             num_server_rounds=rounds,
             local_epochs=epochs,
+            fraction_train=args.fraction_train,
             device=args.device,
             seed=args.seed,
         )
@@ -139,6 +147,8 @@ def simulate_federated(cfg: Any, out: Path, fed_algorithm: str) -> float:
         str(cfg.num_server_rounds),
         "--local-epochs",
         str(cfg.local_epochs),
+        "--fraction-train",
+        f"{cfg.fraction_train:g}",
         "--seed",
         str(cfg.seed),
         "--device",

@@ -40,7 +40,10 @@ def run_arms(cfg: RunConfig, plan: dict[str, Any], out: Path, fed_algorithm: str
 
     ds, split = load_with_split(cfg.dataset, cfg.seed)
     parts = client_indices(cfg)
-    epochs = cfg.num_server_rounds * cfg.local_epochs
+    # Equal compute: each sample takes part in rounds x fraction-train rounds on average
+    # and is then seen local-epochs times.
+    round_epochs = cfg.local_epochs * cfg.fraction_train  # epochs of data per round
+    epochs = max(1, round(cfg.num_server_rounds * round_epochs))
     results: dict[str, Any] = {
         "dataset": cfg.dataset,
         "protocol": split.description,
@@ -49,6 +52,7 @@ def run_arms(cfg: RunConfig, plan: dict[str, Any], out: Path, fed_algorithm: str
         "clients": len(parts),
         "rounds": cfg.num_server_rounds,
         "local_epochs": cfg.local_epochs,
+        "fraction_train": cfg.fraction_train,
         "ssl_epochs_per_sample": epochs,
         "plan": plan,
         "arms": {},
@@ -76,12 +80,17 @@ def run_arms(cfg: RunConfig, plan: dict[str, Any], out: Path, fed_algorithm: str
     curve: list[list[float]] = [[0, curves["federated"][0][1]]]
 
     def record(epoch: int, enc: nn.Module) -> None:
-        curve.append([epoch / cfg.local_epochs, _linear(enc.eval(), cfg)])
+        curve.append([epoch / round_epochs, _linear(enc.eval(), cfg)])
         enc.train()
 
     pooled = ds.x[split.pretrain]
     central = ssl_pretrain(
-        cfg, pooled, epochs, seed=cfg.seed, every=cfg.local_epochs, on_checkpoint=record
+        cfg,
+        pooled,
+        epochs,
+        seed=cfg.seed,
+        every=max(1, round(round_epochs)),
+        on_checkpoint=record,
     )
     curves["centralized"] = curve
     arms["centralized"] = _suite(central, cfg, plan)

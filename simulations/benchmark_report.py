@@ -71,7 +71,8 @@ def table(results: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     title = (
         f"{results['dataset']}: {results['method']}, {results['clients']} clients, "
-        f"{results['rounds']} rounds x {results['local_epochs']} local epochs "
+        f"{results['rounds']} rounds x {results['local_epochs']} local epochs"
+        f"{_sampled(results)} "
         f"(each SSL arm sees every sample {results['ssl_epochs_per_sample']} times). "
         f"Accuracy in %, few-label columns: mean over seeds {results['plan']['seeds']}."
     )
@@ -151,3 +152,8 @@ def write_report(results: dict[str, Any], out: Path) -> str:
     results["plots"] = [str(p) for p in plots(results, out)]
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return text
+
+
+def _sampled(results: dict[str, Any]) -> str:
+    fraction = float(results.get("fraction_train", 1.0))
+    return f", {fraction:.0%} of the clients per round" if fraction < 1 else ""

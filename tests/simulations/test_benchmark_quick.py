@@ -3,48 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from cli_run import run_cli
+
 
 def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    env = {
-        **os.environ,
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "common.cli",
-            "benchmark",
-            "--quick",
-            "--dataset",
-            "digits",
-            "--clients",
-            "3",
-            "--rounds",
-            "1",
-            "--local-clients",
-            "2",
-            "--supervised-steps",
-            "30",
-            "--fractions",
-            "0.1",
-            "--seeds",
-            "0",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    # Half the clients per round: the other arms' budget shrinks to match (2 x 1 x 0.5).
+    args = ["--quick", "--dataset", "digits", "--clients", "6", "--rounds", "2"]
+    args += ["--fraction-train", "0.5", "--local-clients", "2", "--supervised-steps", "30"]
+    proc = run_cli("benchmark", *args, "--fractions", "0.1", "--seeds", "0", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     arms = res["arms"]
@@ -65,11 +36,15 @@ def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
     assert set(arms["supervised"]) == {"0.1", "1"}
     # digits is easy: every learned or raw linear read-out is far above chance (10 %)
     assert arms["raw"]["linear"]["accuracy"] > 0.8 and arms["federated"]["linear"]["accuracy"] > 0.8
-    assert [r for r, _ in res["curves"]["federated"]] == [0, 1]
+    assert [r for r, _ in res["curves"]["federated"]] == [0, 1, 2]
+    assert res["fraction_train"] == 0.5 and res["ssl_epochs_per_sample"] == 1
+    rows = (out / "federated" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["clients_sampled"] for r in rows] == [3, 3]
     for png in ("probe_per_round.png", "protocols.png", "label_fraction.png"):
         assert (out / png).stat().st_size > 1000
     table = (out / "results.md").read_text()
     assert "federated SSL (SecAgg+)" in table and "supervised from scratch" in table
+    assert "50% of the clients per round" in table
     assert (out / "federated" / "metrics.jsonl").exists()
 
 
