@@ -31,6 +31,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
 from common.privacy.accountant import RdpPrivacyAccountant
+from common.privacy.clipping import l2_norm
 from common.privacy.noise import add_gaussian_noise, noise_std
 from server.failures import describe_failure
 from server.round_outcome import RoundOutcome
@@ -168,7 +169,7 @@ class DeltaFedAvg(FedAvg):
         known = np.isfinite(losses)
         if known.any():
             out.train_loss = float(np.average(losses[known], weights=weights[known]))
-        out.delta_norm = float(np.sqrt(sum(float((m**2).sum()) for m in mean)))
+        out.delta_norm = l2_norm(mean)
         out.clipped_values = int(
             sum(int(res.metrics.get("clipped-values", 0)) for _, res in results)
         )
@@ -184,10 +185,7 @@ class DeltaFedAvg(FedAvg):
         """Why the aggregate is too large to be a training step ("" when it is not)."""
         if self.max_update_ratio <= 0:
             return ""
-        norm = float(np.sqrt(sum(float((m**2).sum()) for m in mean)))
-        scale = float(
-            np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in self.global_arrays))
-        )
+        norm, scale = l2_norm(mean), l2_norm(self.global_arrays)
         if norm <= self.max_update_ratio * max(scale, 1.0):
             return ""
         return (
