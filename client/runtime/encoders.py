@@ -56,6 +56,11 @@ class Embedder(Protocol):
     def embed(self, x: np.ndarray) -> np.ndarray: ...
 
 
+def sample_shape_matches(got: tuple[int, ...], want: tuple[int, ...]) -> bool:
+    """``got`` fits ``want``, where a -1 in ``want`` accepts any length."""
+    return len(got) == len(want) and all(w in (-1, g) for g, w in zip(got, want, strict=True))
+
+
 def as_batch(x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     """``x`` as a C-contiguous float32 batch of ``input_shape`` samples; EmbedError if not."""
     arr = np.asarray(x, dtype=np.float32)
@@ -66,12 +71,11 @@ def as_batch(x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
             f"expected one sample of shape {input_shape} or a batch (B, *{input_shape}), "
             f"got shape {np.shape(x)}"
         )
-    for got, want in zip(arr.shape[1:], input_shape, strict=True):
-        if want != -1 and got != want:
-            raise EmbedError(
-                f"expected samples of shape {input_shape}, got {tuple(arr.shape[1:])} "
-                f"(batch shape {np.shape(x)})"
-            )
+    if not sample_shape_matches(arr.shape[1:], input_shape):
+        raise EmbedError(
+            f"expected samples of shape {input_shape}, got {tuple(arr.shape[1:])} "
+            f"(batch shape {np.shape(x)})"
+        )
     if arr.shape[0] == 0:
         raise EmbedError("empty batch: nothing to embed")
     if not np.isfinite(arr).all():

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from client.runtime.device_loop import AdaptationEvent, DeviceError, DeviceRuntime, HeadFit
+from client.runtime.encoders import sample_shape_matches
 
 log = logging.getLogger("fedssl")
 
@@ -118,11 +119,10 @@ def _check_stream(rt: DeviceRuntime, windows: np.ndarray, labels: np.ndarray) ->
             f"expected a stream of windows (N, {', '.join(map(str, shape))}), "
             f"got shape {np.shape(windows)}"
         )
-    for got, want in zip(windows.shape[1:], shape, strict=True):
-        if want != -1 and got != want:
-            raise DeviceError(
-                f"stream windows have shape {windows.shape[1:]}, the encoder takes {shape}"
-            )
+    if not sample_shape_matches(windows.shape[1:], shape):
+        raise DeviceError(
+            f"stream windows have shape {windows.shape[1:]}, the encoder takes {shape}"
+        )
     y = np.asarray(labels)
     if y.shape != (len(windows),) or y.dtype.kind not in "iu":
         raise DeviceError(f"expected {len(windows)} integer labels, got {y.shape} {y.dtype}")
