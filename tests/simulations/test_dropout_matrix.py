@@ -23,14 +23,10 @@ import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
-import torch
 from cli_run import run_cli
+from fedavg_replay import check_rounds_against_fedavg
 
-from common.client_data import client_inputs
 from common.config import RunConfig
-from common.local_round import run_local_round
-from common.serialize import checkpoint_shared_arrays
 
 N = 6
 FAULTS = ";".join(
@@ -113,43 +109,4 @@ def test_dropout_at_every_secagg_stage(tmp_path: Path) -> None:
             assert row["clients_aggregated"] == len(kept), row
             assert row["clients_failed"] == N - len(kept), row
     assert any("non-finite" in f for f in rows[8]["failures"]), rows[8]
-    _check_aggregates(out, _config())
-
-
-def _check_aggregates(out: Path, cfg: RunConfig) -> None:
-    """Replay every client here and compare each completed round with FedAvg over the
-    clients it must hold."""
-    torch.set_num_threads(1)  # the simulated clients train with one thread each
-    xs = [client_inputs(cfg, pid) for pid in range(N)]
-    cfg = cfg.replace(max_weight=float(max(len(x) for x in xs)))
-    states: list[bytes | None] = [None] * N
-    start = checkpoint_shared_arrays(out / "checkpoints" / "round-0000.pt")
-    for rnd in range(1, ROUNDS + 1):
-        results = {}
-        for pid in sorted(TRAINED[rnd]):
-            res = run_local_round(
-                cfg, xs[pid], start, states[pid], server_round=rnd, partition_id=pid
-            )
-            states[pid] = res.state
-            results[pid] = res
-        kept = AGGREGATED[rnd]
-        if kept is None:
-            continue
-        got = checkpoint_shared_arrays(out / "checkpoints" / f"round-{rnd:04d}.pt")
-        n = {pid: float(results[pid].num_examples) for pid in kept}
-        total = sum(n.values())
-        for i, g in enumerate(start):
-            mean = sum(n[pid] * results[pid].delta[i].astype(np.float64) for pid in kept) / total
-            err = float(np.abs(got[i] - (g + mean)).max())
-            assert err < 1e-4, f"round {rnd}, array {i}: differs from FedAvg over {kept} by {err}"
-        # Leaving one kept client out would fail the same tolerance: the check can fail.
-        drop = min(kept)
-        rest = kept - {drop}
-        wrong = [
-            g
-            + sum(n[p] * results[p].delta[i].astype(np.float64) for p in rest)
-            / sum(n[p] for p in rest)
-            for i, g in enumerate(start)
-        ]
-        assert max(float(np.abs(a - b).max()) for a, b in zip(got, wrong, strict=True)) > 1e-4
-        start = got
+    check_rounds_against_fedavg(out, _config(), TRAINED, AGGREGATED)
