@@ -7,13 +7,14 @@ node's partition, keeps per-client state (optimizer, BYOL target and predictor) 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import ConfigRecord, Context, Message
+from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.compat.common import recorddict_compat as compat
@@ -23,9 +24,10 @@ from client.recorder import plain_update_record_mod, sent_record_mod
 from client.secagg import optional_secaggplus_mod
 from client.state_store import load_state, save_state, state_file
 from client.timing import timing_mod
+from common.atomic import atomic_write_bytes
+from common.messages import ROUND_KEY, RUN_END_FILE, RUN_END_RECORD
 
 STATE_RECORD = "fedssl-client-state"
-ROUND_KEY = "server-round"
 
 log = logging.getLogger("fedssl.client")
 
@@ -135,3 +137,15 @@ def train(msg: Message, context: Context) -> Message:
         metrics=dict(result.metrics),
     )
     return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """The server's word that the run has ended: left in the state dir, where
+    ``fedssl client`` looks for it (simulated clients have no state dir)."""
+    record = msg.content.config_records.get(RUN_END_RECORD)
+    state_dir = context.node_config.get("state-dir")
+    if record is not None and state_dir:
+        note = {"run-id": msg.metadata.run_id, **dict(record)}
+        atomic_write_bytes(Path(str(state_dir)) / RUN_END_FILE, json.dumps(note).encode())
+    return Message(RecordDict(), reply_to=msg)

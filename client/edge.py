@@ -2,23 +2,32 @@
 
 It checks what it can before connecting (the data file, the key's permissions, the CA
 certificate), then runs ``flower-supernode`` with TLS and the device's identity key,
-its data path and a node-local state folder (per-client SSL state survives restarts).
-When the server is away it keeps retrying; SIGTERM or Ctrl-C stops it and every
-ClientApp process it started.
+its data path and a node-local state folder (per-client SSL state survives restarts),
+in ``--isolation process``, beside fedssl's SuperExec (``client.superexec``): every
+ClientApp task then passes the app-signature check against the CA before any of the
+app's code runs. When the server is away it keeps retrying; when the server says the
+run has ended it exits; SIGTERM or Ctrl-C stops it and every process it started.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import secrets
 import shutil
 import signal
 import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+from common.messages import RUN_END_FILE
+from common.private_files import private_tree, write_secret
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 # A restarted device is refused while the SuperLink still counts its previous session
@@ -27,6 +36,7 @@ EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_ACTIVATION_GRACE_S = 180.0
 ACTIVATION_RETRY_S = 10.0
 REFUSED = "Failed to activate SuperNode"
+RUN_END_ACK_S = 10.0
 log = logging.getLogger("fedssl.client")
 
 
@@ -88,8 +98,21 @@ def _check_inputs(args: argparse.Namespace) -> tuple[Path, Path | None, Path | N
     return data, key, ca
 
 
+@dataclass(frozen=True)
+class LocalRuntime:
+    """The SuperNode's Runtime API on 127.0.0.1 and the secret its SuperExec holds."""
+
+    port: int
+    secret: Path
+
+
 def supernode_argv(
-    args: argparse.Namespace, data: Path, key: Path | None, ca: Path | None, state: Path
+    args: argparse.Namespace,
+    data: Path,
+    key: Path | None,
+    ca: Path | None,
+    state: Path,
+    runtime: LocalRuntime,
 ) -> list[str]:
     local = Path(sys.executable).parent / "flower-supernode"
     exe = str(local) if local.exists() else (shutil.which("flower-supernode") or "flower-supernode")
@@ -97,7 +120,8 @@ def supernode_argv(
     if args.allow_plain_updates:
         node_config += " allow-plain-updates=true"
     argv = [exe, "--superlink", args.server, "--node-config", node_config]
-    argv += ["--port", str(args.port or _free_port())]
+    argv += ["--port", str(runtime.port), "--isolation", "process"]
+    argv += ["--superexec-auth-secret-file", str(runtime.secret)]
     if args.max_wait_time:
         argv += ["--max-wait-time", str(args.max_wait_time)]
     if key is None:
@@ -105,6 +129,13 @@ def supernode_argv(
     else:
         argv += ["--root-certificates", str(ca), "--auth-supernode-private-key", str(key)]
     return argv
+
+
+def superexec_argv(runtime: LocalRuntime, ca: Path | None) -> list[str]:
+    argv = [sys.executable, "-m", "client.superexec"]
+    argv += ["--runtime-api-address", f"127.0.0.1:{runtime.port}"]
+    argv += ["--auth-secret-file", str(runtime.secret), "--parent-pid", str(os.getpid())]
+    return argv + (["--ca", str(ca)] if ca is not None else [])
 
 
 # What a SuperNode's exit output means, in the words a device operator needs.
@@ -156,8 +187,13 @@ def run(args: argparse.Namespace) -> int:
     except (DataError, KeyFileError, ValueError, FileNotFoundError) as exc:
         print(f"fedssl client: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    state = Path(args.state_dir).expanduser().resolve()
+    state = private_tree(Path(args.state_dir).expanduser().resolve())
     (state / "flwr-home").mkdir(parents=True, exist_ok=True)
+    (state / RUN_END_FILE).unlink(missing_ok=True)
+    runtime = LocalRuntime(
+        port=args.port or _free_port(),
+        secret=write_secret(state / "superexec.secret", secrets.token_hex(32)),
+    )
     name = args.name or (key.name if key else "device")
     env = daemon_env(FLWR_HOME=str(state / "flwr-home"))
     stop = threading.Event()
@@ -170,9 +206,11 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, handler)
     first_refusal: float | None = None
     while True:
-        argv = supernode_argv(args, data, key, ca, state)
-        rc, tail = _supervise(argv, env, state, name, args.server, stop)
-        if stop.is_set():
+        argv = supernode_argv(args, data, key, ca, state, runtime)
+        rc, tail = _supervise(
+            argv, superexec_argv(runtime, ca), env, state, name, args.server, stop
+        )
+        if stop.is_set() or (state / RUN_END_FILE).exists():
             return EXIT_OK
         if not (rc and any(REFUSED in line for line in tail)):
             break
@@ -200,9 +238,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _supervise(
-    argv: list[str], env: dict[str, str], state: Path, name: str, server: str, stop: threading.Event
+    argv: list[str],
+    superexec: list[str],
+    env: dict[str, str],
+    state: Path,
+    name: str,
+    server: str,
+    stop: threading.Event,
 ) -> tuple[int | None, list[str]]:
-    """Run one SuperNode until it exits or ``stop`` is set; its exit code and last lines."""
+    """Run one SuperNode and its SuperExec until the SuperNode exits, the run ends or
+    ``stop`` is set; the SuperNode's exit code and last lines."""
     from common.processes import Child
 
     tail: list[str] = []
@@ -212,18 +257,60 @@ def _supervise(
         del tail[:-200]
         _relay(name, line)
 
-    child = Child(
-        "supernode",
-        argv,
+    node = Child(
+        "supernode", argv, env=env, log_file=state / "supernode.log", on_line=on_line, cwd=state
+    )
+    log.info("device %s: SuperNode pid %d connecting to %s", name, node.pid, server)
+    execs = Child(
+        "superexec",
+        superexec,
         env=env,
         log_file=state / "supernode.log",
         on_line=on_line,
         cwd=state,
     )
-    log.info("device %s: SuperNode pid %d connecting to %s", name, child.pid, server)
+    ended_at: float | None = None
     try:
-        while child.poll() is None and not stop.is_set():
+        while node.poll() is None and not stop.is_set():
+            if ended_at is None and _run_ended(state):
+                ended_at = time.monotonic()
+            # Give the SuperNode a moment to send its acknowledgement of the news.
+            if ended_at is not None and (
+                any("Sending: query message" in t for t in tail[-20:])
+                or time.monotonic() - ended_at > RUN_END_ACK_S
+            ):
+                break
+            if execs.poll() is not None:
+                log.warning("the SuperExec exited with code %s; restarting it", execs.poll())
+                execs = Child(
+                    "superexec",
+                    superexec,
+                    env=env,
+                    log_file=state / "supernode.log",
+                    on_line=on_line,
+                    cwd=state,
+                )
             stop.wait(1.0)
     finally:
-        rc = child.stop()
+        execs.stop()
+        rc = node.stop()
     return rc, tail
+
+
+def _run_ended(state: Path) -> bool:
+    """True once the server has said that the run ended (the ClientApp's note)."""
+    path = state / RUN_END_FILE
+    if not path.is_file():
+        return False
+    try:
+        note = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    log.info(
+        "the server ended run %s: %s, %s rounds completed, %s failed; this device is done",
+        note.get("run-id", "?"),
+        note.get("status", "?"),
+        note.get("rounds-completed", "?"),
+        note.get("rounds-failed", "?"),
+    )
+    return True

@@ -49,8 +49,10 @@ class Child:
         logger: logging.Logger | None = None,
         on_line: LineHook | None = None,
         cwd: str | Path | None = None,
+        cleanup: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self._cleanup = cleanup  # run once the process has stopped
         self.argv = list(argv)
         self._log = logger or logging.getLogger(f"fedssl.{name}")
         self._on_line = on_line
@@ -107,6 +109,9 @@ class Child:
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
+        if self._cleanup is not None:
+            self._cleanup()
+            self._cleanup = None
         return rc
 
     def _signal_group(self, sig: int) -> None:
@@ -127,3 +132,48 @@ def run_quiet(argv: Sequence[str], env: dict[str, str], timeout: float = 60.0) -
         stdin=subprocess.DEVNULL,
     )
     return res.returncode, (res.stdout or "") + (res.stderr or "")
+
+
+class TaskProcesses:
+    """The short-lived task processes a SuperExec starts (one per ClientApp/ServerApp
+    task): started in the SuperExec's own process group, so stopping it stops them;
+    reaped as they end; terminated when the SuperExec closes."""
+
+    def __init__(self) -> None:
+        self._running: list[tuple[subprocess.Popen[bytes], Path | None]] = []
+
+    def start(
+        self, argv: Sequence[str], stdin_secret: str | None = None, secret_file: Path | None = None
+    ) -> int:
+        """Start ``argv``. A task token goes to its stdin (``stdin_secret``) or sits in
+        ``secret_file`` (mode 0600, deleted when the process ends), never in its
+        arguments, which every local user can read."""
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.PIPE if stdin_secret is not None else subprocess.DEVNULL
+        )
+        if stdin_secret is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(stdin_secret.encode() + b"\n")
+            proc.stdin.close()
+        self._running.append((proc, secret_file))
+        return proc.pid
+
+    def reap(self) -> None:
+        for proc, secret in self._running:
+            if proc.poll() is not None and secret is not None:
+                secret.unlink(missing_ok=True)
+        self._running = [(p, s) for p, s in self._running if p.poll() is None]
+
+    def close(self, grace: float = 5.0) -> None:
+        for proc, _ in self._running:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, secret in self._running:
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if secret is not None:
+                secret.unlink(missing_ok=True)
+        self._running = []

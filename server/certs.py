@@ -4,7 +4,9 @@
 Layout of ``--out DIR`` (private keys mode 0600, never overwritten):
 
     ca.crt  ca.key              certificate authority: clients trust ca.crt
-    server.crt  server.key      the SuperLink's TLS certificate, SANs = --host values
+    server.crt  server.key      the server's TLS certificate, SANs = --host values
+    app-signing.crt/.key        signs the app bundle the server submits; devices run
+                                only bundles signed with it (code-signing usage)
     nodes/NAME  nodes/NAME.pub  one EC P-256 key pair per edge node, OpenSSH format;
                                 the server registers NAME.pub, the device keeps NAME
 
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -139,6 +142,45 @@ def make_server_cert(
     (out / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def make_app_signing_cert(
+    out: Path, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, days: int
+) -> bool:
+    """Issue app-signing.crt/.key unless a valid one from this CA is there; True if new.
+
+    Kept across runs (unlike the server certificate): nothing on the devices depends on
+    it but the CA, yet re-issuing it every time would make audits harder to follow.
+    """
+    crt, key_path = out / "app-signing.crt", out / "app-signing.key"
+    if crt.exists() and key_path.exists():
+        check_private_key_file(key_path)
+        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        now = dt.datetime.now(dt.timezone.utc)
+        if cert.issuer == ca.subject and cert.not_valid_after_utc > now:
+            return False
+    key = _new_key()
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedssl app signing")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    for p in (key_path, crt):
+        p.unlink(missing_ok=True)
+    _write_private(key_path, _pem_key(key))
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return True
+
+
 def make_node_key(nodes_dir: Path, name: str) -> bool:
     """Write nodes/NAME (OpenSSH private, 0600) and NAME.pub; False if it already exists."""
     if not NODE_NAME.fullmatch(name):
@@ -181,9 +223,97 @@ def make_certs(
     nodes_dir.mkdir(exist_ok=True)
     ca, ca_key = _load_or_make_ca(root, days)
     make_server_cert(root, ca, ca_key, hosts, days)
+    make_app_signing_cert(root, ca, ca_key, days)
     for name in nodes:
         make_node_key(nodes_dir, name)
     return root
+
+
+def certificate_names(cert: x509.Certificate) -> list[str]:
+    """The DNS names and IP addresses a certificate is valid for (its SANs)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        *san.get_values_for_type(x509.DNSName),
+        *map(str, san.get_values_for_type(x509.IPAddress)),
+    ]
+
+
+def _names_match(name: str, names: Sequence[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(name)
+        return any(_same_ip(ip, n) for n in names)
+    except ValueError:
+        host = name.lower().rstrip(".")
+        return any(
+            n.lower() == host or (n.startswith("*.") and host.split(".", 1)[-1] == n[2:].lower())
+            for n in names
+        )
+
+
+def _same_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name) == ip
+    except ValueError:
+        return False
+
+
+def check_server_certificate(certs: Path, public_name: str) -> list[str]:
+    """Refuse a server certificate that cannot work: not from ``ca.crt``, expired, not
+    matching ``server.key``, or not naming ``public_name`` (the address devices use).
+    Returns the names it holds."""
+    from common.config import ConfigError
+
+    ca = x509.load_pem_x509_certificate((certs / "ca.crt").read_bytes())
+    cert = x509.load_pem_x509_certificate((certs / "server.crt").read_bytes())
+    key = serialization.load_pem_private_key((certs / "server.key").read_bytes(), password=None)
+    names = certificate_names(cert)
+    fix = f"re-issue it: `fedssl certs --out {certs} --host NAME` (one --host per name)"
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise ConfigError(
+            f"{certs / 'server.crt'} was not issued by {certs / 'ca.crt'}; {fix}"
+        ) from exc
+    now = dt.datetime.now(dt.timezone.utc)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise ConfigError(
+            f"{certs / 'server.crt'} is valid from {cert.not_valid_before_utc:%Y-%m-%d} to "
+            f"{cert.not_valid_after_utc:%Y-%m-%d}, not now; {fix}"
+        )
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, pub
+    ) != cert.public_key().public_bytes(serialization.Encoding.DER, pub):
+        raise ConfigError(f"{certs / 'server.key'} is not the key of {certs / 'server.crt'}; {fix}")
+    if public_name and not _names_match(public_name, names):
+        raise ConfigError(
+            f"the server certificate names {', '.join(names) or 'nothing'}, not {public_name!r}, "
+            f"the address devices will connect to (--host / --public-address): their TLS "
+            f"check would fail; {fix.replace('NAME', public_name)}"
+        )
+    return names
+
+
+LOOPBACK_NAME = "localhost"
+
+
+def make_loopback_tls(folder: Path, days: int = 30) -> Path:
+    """A throw-away CA and a ``localhost``/127.0.0.1 certificate for the hop between the
+    proxy (and the daemon's own ``flwr`` calls) and the SuperLink on loopback; made anew
+    at every daemon start, so it never depends on the names in the public certificate.
+    The CA's key is deleted once the certificate is issued."""
+    if folder.exists():
+        for child in folder.iterdir():
+            child.unlink()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    ca, ca_key = _load_or_make_ca(folder, days)
+    make_server_cert(folder, ca, ca_key, (LOOPBACK_NAME, "127.0.0.1"), days)
+    (folder / "ca.key").unlink()
+    return folder
 
 
 def _node_names(args: argparse.Namespace) -> list[str]:
@@ -198,9 +328,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--host",
         action="append",
         default=None,
-        help="server host name or IP address for the certificate (repeat; default: "
-        + ", ".join(DEFAULT_HOSTS)
-        + ")",
+        help="server host name or IP address for the certificate (repeat; default: the "
+        "names of the existing certificate in --out, else " + ", ".join(DEFAULT_HOSTS) + ")",
     )
     p.add_argument(
         "--nodes", type=int, default=0, help="make key pairs node-001 ... node-N (default: 0)"
@@ -209,12 +338,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--days", type=int, default=365, help="validity (default: %(default)s)")
 
 
+def _hosts(args: argparse.Namespace) -> list[str]:
+    """--host values; without any, the names of the existing server certificate (adding
+    a device must not change what the server is called), else the defaults."""
+    if args.host:
+        return list(args.host)
+    existing = Path(args.out).expanduser() / "server.crt"
+    if existing.is_file():
+        names = certificate_names(x509.load_pem_x509_certificate(existing.read_bytes()))
+        if names:
+            return names
+    return list(DEFAULT_HOSTS)
+
+
 def run(args: argparse.Namespace) -> int:
-    hosts = args.host or list(DEFAULT_HOSTS)
+    hosts = _hosts(args)
     names = _node_names(args)
     root = make_certs(args.out, hosts, names, args.days)
     print(f"CA:      {root / 'ca.crt'}  (copy to every device)")
     print(f"server:  {root / 'server.crt'}, {root / 'server.key'}  (hosts: {', '.join(hosts)})")
+    print(f"apps:    {root / 'app-signing.crt'}, {root / 'app-signing.key'}  (stay on the server)")
     for name in names:
         print(
             f"node:    {root / 'nodes' / name}  (copy to the device, keep private); "

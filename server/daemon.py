@@ -24,6 +24,7 @@ from common.atomic import atomic_write_bytes
 from common.config import ConfigError, RunConfig, parse_set_items
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_FAILED_ROUNDS = 0, 1, 2, 3
+WILDCARDS = ("", "0.0.0.0", "::")
 log = logging.getLogger("fedssl.server")
 
 
@@ -44,7 +45,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="interface to listen on; 0.0.0.0 for all (default: %(default)s)",
     )
     g.add_argument(
-        "--port", type=int, default=9092, help="Fleet and Control API port (default: %(default)s)"
+        "--port",
+        type=int,
+        default=9092,
+        help="the devices' port: nginx passes Flower's device (Fleet) API only; the "
+        "SuperLink itself listens on 127.0.0.1 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--public-address",
+        default="",
+        help="the host name or IP address devices connect to; the server certificate must "
+        "name it (default: --host, unless that is 0.0.0.0 or ::)",
+    )
+    g.add_argument(
+        "--nginx",
+        default="",
+        metavar="PATH",
+        help="the nginx binary (default: nginx on PATH, /usr/sbin/nginx)",
     )
     g.add_argument(
         "--state-dir",
@@ -178,6 +195,7 @@ def _resolve_keys(args: argparse.Namespace, certs: Path | None) -> list[Path]:
 
 def _check_certs(args: argparse.Namespace) -> Path | None:
     from common.keyfiles import check_private_key_file
+    from server.certs import check_server_certificate
 
     if args.insecure:
         log.warning(
@@ -191,12 +209,16 @@ def _check_certs(args: argparse.Namespace) -> Path | None:
             "--certs DIR is required (make one with `fedssl certs --out DIR`), or pass --insecure"
         )
     certs = Path(args.certs).expanduser().resolve()
-    for name in ("ca.crt", "server.crt"):
+    for name in ("ca.crt", "server.crt", "app-signing.crt"):
         if not (certs / name).is_file():
             raise ConfigError(
-                f"--certs: {certs / name} is missing (run `fedssl certs --out {certs}`)"
+                f"--certs: {certs / name} is missing (run `fedssl certs --out {certs}` again: "
+                "it adds what is missing and keeps the CA, the server names and device keys)"
             )
     check_private_key_file(certs / "server.key")
+    check_private_key_file(certs / "app-signing.key")
+    public = args.public_address or ("" if args.host in WILDCARDS else args.host)
+    check_server_certificate(certs, public)
     return certs
 
 

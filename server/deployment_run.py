@@ -1,5 +1,6 @@
-"""The body of ``fedssl server``: SuperLink up, devices registered, run submitted and
-followed until it ends or the daemon is told to stop."""
+"""The body of ``fedssl server``: the SuperLink and its SuperExec on loopback, the proxy
+on the public address, devices registered, the signed run submitted and followed until
+it ends or the daemon is told to stop; then every process it started is stopped."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import argparse
 import json
 import logging
 import re
+import secrets
+import socket
 import sys
 import threading
 from pathlib import Path
 
+from common.app_signing import APP_SIGNATURE_KEY, fab_digest
 from common.config import RunConfig
+from common.private_files import private_tree, write_secret
 from common.processes import Child
-from server.app_bundle import build_app_dir
+from server.app_bundle import build_app_dir, build_fab, sign_app
+from server.certs import LOOPBACK_NAME, make_loopback_tls
 from server.daemon import (
     EXIT_ERROR,
     EXIT_FAILED_ROUNDS,
@@ -22,6 +28,7 @@ from server.daemon import (
     _read_record,
     _write_record,
 )
+from server.proxy import ProxyError, ProxySettings, find_nginx, start_proxy, wait_listening
 from server.superlink import (
     CONNECTION,
     DeploymentError,
@@ -30,6 +37,7 @@ from server.superlink import (
     flwr_bin,
     list_nodes,
     register_node,
+    start_superexec,
     start_superlink,
     stop_run,
     wait_until_up,
@@ -37,22 +45,6 @@ from server.superlink import (
 
 log = logging.getLogger("fedssl.server")
 RUN_STARTED = re.compile(r"Successfully started run (\d+)")
-
-
-def run_config_arg(cfg: RunConfig) -> str:
-    """``--run-config`` text: every key, strings single-quoted (TOML literal strings)."""
-    parts = []
-    for key, value in cfg.to_flat().items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            text = repr(value)
-        else:
-            if "'" in str(value):
-                raise DeploymentError(f"{key}: a value may not contain a single quote: {value!r}")
-            text = f"'{value}'"
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
 
 
 def _register(s: LinkSettings, keys: list[Path]) -> dict[str, str]:
@@ -88,78 +80,132 @@ def _watch_nodes(s: LinkSettings, names: dict[str, str], stop: threading.Event) 
 
 
 def serve(args: argparse.Namespace, cfg: RunConfig, certs: Path | None, keys: list[Path]) -> int:
-    state = Path(args.state_dir).expanduser().resolve()
-    state.mkdir(parents=True, exist_ok=True)
-    database = (
-        Path(args.database).expanduser().resolve() if args.database else state / "superlink.db"
-    )
-    s = LinkSettings(
-        state_dir=state, host=args.host, port=args.port, database=database, certs=certs
-    )
+    state = private_tree(Path(args.state_dir).expanduser().resolve())
+    private_tree(Path(cfg.out_dir))
+    s = _link_settings(args, state, certs)
     stop = StopFlag()
     stop.install()
-    link: Child | None = None
-    runner: Child | None = None
+    children: list[Child] = []
     watcher_stop = threading.Event()
     try:
-        link = start_superlink(s)
+        link = _started(children, start_superlink(s))
         wait_until_up(s, link)
+        _started(children, start_superexec(s))
+        _started(children, _start_public_proxy(args, s, certs))
         names = _register(s, keys)
         old = _read_record(state)
         if old.get("status") == "running" and old.get("run-id"):
             stop_run(s, str(old["run-id"]))  # its ServerApp died with the old daemon
         threading.Thread(target=_watch_nodes, args=(s, names, watcher_stop), daemon=True).start()
-        app_dir = build_app_dir(state / "app")
-        verb = "resuming" if cfg.resume else "starting"
-        log.info("%s run in %s: waiting for %d devices", verb, cfg.out_dir, cfg.num_clients)
-        _write_record(state, **{"out-dir": cfg.out_dir, "status": "running", "run-id": ""})
-
-        def on_line(line: str) -> None:
-            m = RUN_STARTED.search(line)
-            if m:
-                _write_record(state, **{"run-id": m.group(1)})
-                log.info("Flower run %s submitted", m.group(1))
-            elif "fedssl" in line or "ERROR" in line:
-                print(line, file=sys.stderr, flush=True)
-
-        runner = Child(
-            "flwr-run",
-            [
-                flwr_bin("flwr"),
-                "run",
-                str(app_dir),
-                CONNECTION,
-                "--stream",
-                "--run-config",
-                run_config_arg(cfg),
-            ],
-            env=child_env(s.flwr_home),
-            log_file=state / "logs" / "run.log",
-            on_line=on_line,
-            cwd=state,
-        )
-        while runner.poll() is None and link.poll() is None and not stop.event.is_set():
-            stop.event.wait(1.0)
-        if stop.event.is_set():
-            log.info(
-                "%s: stopping; start `fedssl server` again with the same --out to resume",
-                stop.signal_name,
-            )
-            _write_record(state, status="interrupted")
-            return EXIT_OK
-        if link.poll() is not None:
-            raise DeploymentError(
-                f"the SuperLink exited with code {link.poll()}; see {state / 'logs'}"
-            )
-        return _finish(state, Path(cfg.out_dir))
-    except DeploymentError as exc:
+        runner = _started(children, _submit(s, cfg, certs))
+        return _follow(s, cfg, children, runner, stop)
+    except (DeploymentError, ProxyError) as exc:
         log.error("%s", exc)
         return EXIT_ERROR
     finally:
         watcher_stop.set()
-        for child in (runner, link):
-            if child is not None:
-                child.stop()
+        for child in reversed(children):  # the run, the proxy, the SuperExec, the SuperLink
+            child.stop()
+
+
+def _started(children: list[Child], child: Child) -> Child:
+    children.append(child)
+    return child
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _link_settings(args: argparse.Namespace, state: Path, certs: Path | None) -> LinkSettings:
+    """The SuperLink on an ephemeral loopback port; a fresh loopback certificate and
+    SuperExec secret at every start."""
+    database = (
+        Path(args.database).expanduser().resolve() if args.database else state / "superlink.db"
+    )
+    return LinkSettings(
+        state_dir=state,
+        port=_free_loopback_port(),
+        database=database,
+        loopback_tls=make_loopback_tls(state / "loopback-tls") if certs is not None else None,
+        secret=write_secret(state / "superexec.secret", secrets.token_hex(32)),
+    )
+
+
+def _start_public_proxy(args: argparse.Namespace, s: LinkSettings, certs: Path | None) -> Child:
+    settings = ProxySettings(
+        folder=s.state_dir / "proxy",
+        logs=s.logs,
+        listen_host=args.host,
+        listen_port=args.port,
+        upstream_port=s.port,
+        upstream_ca=s.loopback_tls / "ca.crt" if s.loopback_tls else None,
+        upstream_name=LOOPBACK_NAME,
+        cert=certs / "server.crt" if certs else None,
+        key=certs / "server.key" if certs else None,
+    )
+    child = start_proxy(settings, find_nginx(args.nginx), child_env(s.flwr_home))
+    wait_listening(child, settings)
+    log.info(
+        "listening on %s:%d for devices (nginx pid %d passes the device API only; "
+        "everything else is refused)",
+        args.host,
+        args.port,
+        child.pid,
+    )
+    return child
+
+
+def _submit(s: LinkSettings, cfg: RunConfig, certs: Path | None) -> Child:
+    """Build the app with the run's config inside, sign it, and ``flwr run`` it."""
+    app_dir = build_app_dir(s.state_dir / "app", cfg)
+    env = child_env(s.flwr_home)
+    run_config = ""
+    if certs is not None:
+        fab = build_fab(app_dir, flwr_bin("flwr"), env)
+        run_config = f"{APP_SIGNATURE_KEY}='{sign_app(fab, certs)}'"
+        log.info("app bundle %s signed with %s", fab_digest(fab)[:12], certs / "app-signing.key")
+    verb = "resuming" if cfg.resume else "starting"
+    log.info("%s run in %s: waiting for %d devices", verb, cfg.out_dir, cfg.num_clients)
+    _write_record(s.state_dir, **{"out-dir": cfg.out_dir, "status": "running", "run-id": ""})
+
+    def on_line(line: str) -> None:
+        m = RUN_STARTED.search(line)
+        if m:
+            _write_record(s.state_dir, **{"run-id": m.group(1)})
+            log.info("Flower run %s submitted", m.group(1))
+        elif "fedssl" in line or "ERROR" in line:
+            print(line, file=sys.stderr, flush=True)
+
+    argv = [flwr_bin("flwr"), "run", str(app_dir), CONNECTION, "--stream"]
+    if run_config:
+        argv += ["--run-config", run_config]
+    return Child(
+        "flwr-run", argv, env=env, log_file=s.logs / "run.log", on_line=on_line, cwd=s.state_dir
+    )
+
+
+def _follow(
+    s: LinkSettings, cfg: RunConfig, children: list[Child], runner: Child, stop: StopFlag
+) -> int:
+    """Wait for the run to end, a child to die, or a stop signal."""
+    while runner.poll() is None and not stop.event.is_set():
+        dead = [c for c in children if c is not runner and c.poll() is not None]
+        if dead:
+            raise DeploymentError(
+                f"the {dead[0].name} exited with code {dead[0].poll()}; see {s.logs}"
+            )
+        stop.event.wait(1.0)
+    if stop.event.is_set():
+        log.info(
+            "%s: stopping; start `fedssl server` again with the same --out to resume",
+            stop.signal_name,
+        )
+        _write_record(s.state_dir, status="interrupted")
+        return EXIT_OK
+    return _finish(s.state_dir, Path(cfg.out_dir))
 
 
 def _finish(state: Path, out: Path) -> int:

@@ -30,13 +30,13 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
+from common.messages import ROUND_KEY
 from common.privacy.accountant import RdpPrivacyAccountant
 from common.privacy.clipping import l2_norm
 from common.privacy.noise import add_gaussian_noise, noise_std
 from server.failures import describe_failure
 from server.round_outcome import RoundOutcome
 
-ROUND_KEY = "server-round"
 log = logging.getLogger("fedssl.server")
 
 

@@ -1,6 +1,12 @@
-"""The SuperLink child of ``fedssl server`` and the ``flwr`` CLI calls made against it.
+"""The SuperLink and SuperExec children of ``fedssl server``, and the ``flwr`` CLI calls
+the daemon makes against them.
 
-Flower's CLI finds a SuperLink through ``$FLWR_HOME/config.toml``; the daemon keeps
+The SuperLink listens on 127.0.0.1 only (an ephemeral port), with TLS from a loopback
+certificate the daemon makes at every start; the network reaches it only through the
+proxy (``server.proxy``), which passes the device API alone. ServerApps run in
+``--isolation process`` under fedssl's own SuperExec (``server.superexec``), which
+shares a secret with the SuperLink so that no other local process can take their tasks.
+Flower's CLI finds the SuperLink through ``$FLWR_HOME/config.toml``; the daemon keeps
 its own FLWR_HOME inside its state folder, so it never touches the user's.
 """
 
@@ -8,9 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +28,11 @@ from common.processes import Child, plain_text, run_quiet
 CONNECTION = "fedssl"
 # SuperLink lines that look alarming but are expected: re-registering a known device at
 # every start, and its SuperExec retrying while the daemon shuts the SuperLink down.
-EXPECTED_NOISE = ("Public key already in use", "Connection attempt failed")
+EXPECTED_NOISE = (
+    "Public key already in use",
+    "Connection attempt failed",
+    "SuperExec authentication is experimental",
+)
 log = logging.getLogger("fedssl.server")
 
 
@@ -40,10 +52,10 @@ def flwr_bin(name: str) -> str:
 @dataclass(frozen=True)
 class LinkSettings:
     state_dir: Path
-    host: str
-    port: int
+    port: int  # on 127.0.0.1 only
     database: Path
-    certs: Path | None  # None: --insecure
+    loopback_tls: Path | None  # ca.crt, server.crt/.key for 127.0.0.1; None: --insecure
+    secret: Path  # the SuperExec auth secret
 
     @property
     def flwr_home(self) -> Path:
@@ -51,8 +63,11 @@ class LinkSettings:
 
     @property
     def local_address(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"{host}:{self.port}"
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
 
 
 def child_env(flwr_home: Path) -> dict[str, str]:
@@ -63,61 +78,74 @@ def write_connection(s: LinkSettings) -> None:
     s.flwr_home.mkdir(parents=True, exist_ok=True)
     lines = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]"]
     lines.append(f'address = "{s.local_address}"')
-    if s.certs is None:
+    if s.loopback_tls is None:
         lines.append("insecure = true")
     else:
-        lines.append(f'root-certificates = "{s.certs / "ca.crt"}"')
+        lines.append(f'root-certificates = "{s.loopback_tls / "ca.crt"}"')
     (s.flwr_home / "config.toml").write_text("\n".join(lines) + "\n")
 
 
 def start_superlink(s: LinkSettings) -> Child:
-    argv = [
-        flwr_bin("flower-superlink"),
-        "--host",
-        s.host,
-        "--port",
-        str(s.port),
-        "--database",
-        str(s.database),
-        "--disable-runtime-dependency-installation",
-    ]
-    if s.certs is None:
+    argv = [flwr_bin("flower-superlink"), "--host", "127.0.0.1", "--port", str(s.port)]
+    argv += ["--database", str(s.database), "--disable-runtime-dependency-installation"]
+    argv += ["--isolation", "process", "--superexec-auth-secret-file", str(s.secret)]
+    if s.loopback_tls is None:
         argv.append("--insecure")
     else:
+        tls = s.loopback_tls
         argv += [
             "--ssl-ca-certfile",
-            str(s.certs / "ca.crt"),
+            str(tls / "ca.crt"),
             "--ssl-certfile",
-            str(s.certs / "server.crt"),
-            "--ssl-keyfile",
-            str(s.certs / "server.key"),
-            "--enable-supernode-auth",
+            str(tls / "server.crt"),
         ]
+        argv += ["--ssl-keyfile", str(tls / "server.key"), "--enable-supernode-auth"]
     write_connection(s)
-    logs = s.state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    link_log = logging.getLogger("fedssl.superlink")
+    s.logs.mkdir(parents=True, exist_ok=True)
     child = Child(
         "superlink",
         argv,
         env=child_env(s.flwr_home),
-        log_file=logs / "superlink.log",
-        on_line=lambda line: _relay_superlink(link_log, line),
+        log_file=s.logs / "superlink.log",
+        on_line=relay_warnings("superlink"),
         cwd=s.state_dir,
     )
     log.info(
-        "SuperLink pid %d on %s:%d (log: %s)", child.pid, s.host, s.port, logs / "superlink.log"
+        "SuperLink pid %d on %s (log: %s)", child.pid, s.local_address, s.logs / "superlink.log"
     )
     return child
 
 
-def _relay_superlink(logger: logging.Logger, line: str) -> None:
-    """Only what an operator needs: errors and warnings (the full log is on disk)."""
-    text = plain_text(line)
-    if any(noise in text for noise in EXPECTED_NOISE):
-        return
-    if text.startswith(("ERROR", "WARNING", "CRITICAL")) or "Traceback" in text:
-        logger.warning("superlink: %s", text)
+def start_superexec(s: LinkSettings) -> Child:
+    """fedssl's SuperExec for the ServerApp (its own process group: stopped as one)."""
+    argv = [sys.executable, "-m", "server.superexec", "--runtime-api-address", s.local_address]
+    argv += ["--auth-secret-file", str(s.secret), "--token-dir", str(s.state_dir / "tokens")]
+    argv += ["--parent-pid", str(os.getpid())]
+    if s.loopback_tls is not None:
+        argv += ["--root-certificates", str(s.loopback_tls / "ca.crt")]
+    return Child(
+        "superexec",
+        argv,
+        env=child_env(s.flwr_home),
+        log_file=s.logs / "superexec.log",
+        on_line=relay_warnings("superexec"),
+        cwd=s.state_dir,
+    )
+
+
+def relay_warnings(name: str) -> Callable[[str], None]:
+    """A child's line hook that shows only what an operator needs: its errors and
+    warnings (its full log is on disk)."""
+    logger = logging.getLogger(f"fedssl.{name}")
+
+    def relay(line: str) -> None:
+        text = plain_text(line)
+        if any(noise in text for noise in EXPECTED_NOISE):
+            return
+        if text.startswith(("ERROR", "WARNING", "CRITICAL")) or "Traceback" in text:
+            logger.warning("%s: %s", name, text)
+
+    return relay
 
 
 def flwr_cli(s: LinkSettings, *args: str, timeout: float = 120.0) -> tuple[int, str]:

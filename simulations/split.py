@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.private_files import open_private
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -47,9 +49,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedssl split: error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
     for i, idx in enumerate(parts):
         path = out / f"device-{i:03d}.npz"
-        np.savez(path, x=ds.x[idx].astype(np.float32))  # unlabeled: labels stay off the device
+        # A device's private data: readable by its owner only (0600), from the first byte.
+        with open_private(path) as fh:
+            np.savez(fh, x=ds.x[idx].astype(np.float32))  # unlabeled: labels stay off
         print(f"{path}: {len(idx)} samples of shape {tuple(ds.x.shape[1:])}")
     return 0

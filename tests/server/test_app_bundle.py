@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from common.app_signing import APP_SIGNATURE_KEY
 from common.config import RunConfig
 from server.app_bundle import PACKAGES, _toml_value, build_app_dir, pyproject_text
 
@@ -59,14 +60,42 @@ def test_rebuild_replaces_the_folder(tmp_path: Path) -> None:
     assert not (dest / "server" / "old_module.py").exists()
 
 
+def _run_config_of(text: str) -> dict[str, object]:
+    config = dict(tomllib.loads(text)["tool"]["flwr"]["app"]["config"])
+    assert config.pop(APP_SIGNATURE_KEY) == ""  # declared, so that a run may set it
+    return config
+
+
 def test_pyproject_config_equals_run_config_defaults(app_dir: Path) -> None:
-    doc = tomllib.loads((app_dir / "pyproject.toml").read_text())
-    config = doc["tool"]["flwr"]["app"]["config"]
+    config = _run_config_of((app_dir / "pyproject.toml").read_text())
     expected = RunConfig().to_flat()
     assert config == expected
     for key, value in expected.items():  # True == 1 in Python: compare types too
         assert type(config[key]) is type(value), key
     assert RunConfig.from_flat(config) == RunConfig()
+
+
+@pytest.mark.parametrize(
+    "out_dir",
+    [
+        "/srv/my runs/run 1",
+        '/srv/"quoted"/run',
+        "C:\\runs\\new\\t1",
+        "/srv/a=b c=d/run",
+        "/srv/#hash/run",
+        "/srv/bob's runs",
+    ],
+)
+def test_pyproject_carries_the_run_config_verbatim(out_dir: str) -> None:
+    """The bundle holds the run's whole config (one signature covers code and config)."""
+    cfg = RunConfig(
+        dataset="digits", num_clients=4, node_data=True, learning_rate=1e-4, out_dir=out_dir
+    )
+    config = _run_config_of(pyproject_text(cfg=cfg))
+    assert config == cfg.to_flat()
+    for key, value in cfg.to_flat().items():
+        assert type(config[key]) is type(value), key
+    assert RunConfig.from_flat(config) == cfg
 
 
 def test_pyproject_names_the_apps(app_dir: Path) -> None:
@@ -116,6 +145,5 @@ def test_flwr_build_accepts_the_folder(app_dir: Path, tmp_path: Path) -> None:
     assert len(fabs) == 1, proc.stdout
     with zipfile.ZipFile(fabs[0]) as fab:
         names = set(fab.namelist())
-        doc = tomllib.loads(fab.read("pyproject.toml").decode())
+        assert _run_config_of(fab.read("pyproject.toml").decode()) == RunConfig().to_flat()
     assert {"server/server_app.py", "client/client_app.py", "common/config.py"} <= names
-    assert doc["tool"]["flwr"]["app"]["config"] == RunConfig().to_flat()

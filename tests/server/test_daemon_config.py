@@ -1,6 +1,5 @@
 """``fedssl server`` refuses bad input before any process starts: missing or exposed
-certificates, a finished run, a resumed run whose config changed; and it hands Flower a
-``--run-config`` that parses back to the same config."""
+certificates, a finished run, a resumed run whose config changed."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-from flwr.common.config import parse_config_args
 
 from common.config import ConfigError, RunConfig
 from common.keyfiles import KeyFileError
@@ -26,8 +24,6 @@ from server.daemon import (
     add_arguments,
     build_config,
 )
-from server.deployment_run import run_config_arg
-from server.superlink import DeploymentError
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +44,9 @@ def _args(tmp_path: Path, *argv: str) -> argparse.Namespace:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_certs(tmp_path_factory.mktemp("c") / "certs", ["localhost"], ["a", "b", "c"])
+    return make_certs(
+        tmp_path_factory.mktemp("c") / "certs", ["localhost", "127.0.0.1"], ["a", "b", "c"]
+    )
 
 
 def _run_args(tmp_path: Path, out: Path, *extra: str) -> argparse.Namespace:
@@ -84,10 +82,11 @@ def test_good_certs_folder_is_accepted(tmp_path: Path, certs: Path) -> None:
     assert _check_certs(_args(tmp_path, "--certs", str(certs))) == certs.resolve()
 
 
-def test_readable_server_key_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["server.key", "app-signing.key"])
+def test_readable_private_key_is_refused(tmp_path: Path, name: str) -> None:
     root = make_certs(tmp_path / "certs", ["localhost"])
-    os.chmod(root / "server.key", 0o644)
-    with pytest.raises(KeyFileError, match="server.key"):
+    os.chmod(root / name, 0o644)
+    with pytest.raises(KeyFileError, match=name):
         _check_certs(_args(tmp_path, "--certs", str(root)))
 
 
@@ -98,7 +97,47 @@ def test_missing_server_key_is_refused(tmp_path: Path) -> None:
         _check_certs(_args(tmp_path, "--certs", str(root)))
 
 
-@pytest.mark.parametrize("name", ["ca.crt", "server.crt"])
+def test_certificate_without_the_listening_address_is_refused_at_once(tmp_path: Path) -> None:
+    """`fedssl certs --host localhost`, then `fedssl server --host 127.0.0.1`: devices
+    connecting to 127.0.0.1 would fail their TLS check, so the daemon does not start."""
+    root = make_certs(tmp_path / "certs", ["localhost"])
+    with pytest.raises(ConfigError, match="127.0.0.1.*--host 127.0.0.1"):
+        _check_certs(_args(tmp_path, "--certs", str(root), "--host", "127.0.0.1"))
+    assert _check_certs(_args(tmp_path, "--certs", str(root), "--host", "localhost"))
+
+
+def test_wildcard_host_checks_the_public_address(tmp_path: Path) -> None:
+    root = make_certs(tmp_path / "certs", ["fl.example.org", "10.0.0.5"])
+    ok = ["--certs", str(root), "--host", "0.0.0.0"]
+    assert _check_certs(_args(tmp_path, *ok))  # nothing to compare with
+    assert _check_certs(_args(tmp_path, *ok, "--public-address", "FL.example.org"))
+    assert _check_certs(_args(tmp_path, *ok, "--public-address", "10.0.0.5"))
+    with pytest.raises(ConfigError, match="10.0.0.6"):
+        _check_certs(_args(tmp_path, *ok, "--public-address", "10.0.0.6"))
+
+
+def test_certificate_of_another_ca_or_key_is_refused(tmp_path: Path) -> None:
+    root = make_certs(tmp_path / "certs", ["localhost", "127.0.0.1"])
+    other = make_certs(tmp_path / "other", ["localhost", "127.0.0.1"])
+    good_key = (root / "server.key").read_bytes()
+    (root / "server.key").unlink()
+    (root / "server.key").write_bytes((other / "server.key").read_bytes())
+    os.chmod(root / "server.key", 0o600)
+    with pytest.raises(ConfigError, match="is not the key of"):
+        _check_certs(_args(tmp_path, "--certs", str(root)))
+    (root / "server.key").write_bytes(good_key)
+    (root / "server.crt").write_bytes((other / "server.crt").read_bytes())
+    with pytest.raises(ConfigError, match="not issued by"):
+        _check_certs(_args(tmp_path, "--certs", str(root)))
+
+
+def test_expired_certificate_is_refused(tmp_path: Path) -> None:
+    root = make_certs(tmp_path / "certs", ["localhost", "127.0.0.1"], days=0)
+    with pytest.raises(ConfigError, match="not now"):
+        _check_certs(_args(tmp_path, "--certs", str(root)))
+
+
+@pytest.mark.parametrize("name", ["ca.crt", "server.crt", "app-signing.crt"])
 def test_missing_certificate_is_named(tmp_path: Path, name: str) -> None:
     root = make_certs(tmp_path / "certs", ["localhost"])
     (root / name).unlink()
@@ -253,47 +292,3 @@ def test_changed_set_key_is_refused(tmp_path: Path) -> None:
     changed = build_config(_run_args(tmp_path, tmp_path / "run", "--set", "learning-rate=0.1"), 3)
     with pytest.raises(ConfigError, match="learning-rate"):
         _prepare_out(changed)
-
-
-# ---- --run-config ---------------------------------------------------------------------
-
-
-def _parsed(cfg: RunConfig) -> dict[str, object]:
-    return parse_config_args([run_config_arg(cfg)])
-
-
-def test_run_config_arg_parses_back_with_types() -> None:
-    cfg = RunConfig(dataset="digits", num_clients=4, node_data=True, learning_rate=1e-4)
-    parsed = _parsed(cfg)
-    assert parsed == cfg.to_flat()
-    for key, value in cfg.to_flat().items():
-        assert type(parsed[key]) is type(value), key
-    assert RunConfig.from_flat(parsed) == cfg
-
-
-@pytest.mark.parametrize(
-    "out_dir",
-    [
-        "/srv/my runs/run 1",
-        '/srv/"quoted"/run',
-        "C:\\runs\\new\\t1",
-        "/srv/a=b c=d/run",
-        "/srv/#hash/run",
-    ],
-)
-def test_run_config_arg_keeps_awkward_strings_verbatim(out_dir: str) -> None:
-    cfg = RunConfig(dataset="digits", out_dir=out_dir)
-    parsed = _parsed(cfg)
-    assert parsed["out-dir"] == out_dir
-    assert parsed == cfg.to_flat()
-
-
-def test_run_config_arg_strings_are_single_quoted() -> None:
-    text = run_config_arg(RunConfig(dataset="digits", out_dir="/x"))
-    assert "dataset='digits'" in text and "out-dir='/x'" in text
-    assert "secure-aggregation=true" in text and "resume=false" in text
-
-
-def test_run_config_arg_refuses_a_single_quote() -> None:
-    with pytest.raises(DeploymentError, match="out-dir"):
-        run_config_arg(RunConfig(dataset="digits", out_dir="/srv/bob's runs"))

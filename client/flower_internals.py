@@ -1,0 +1,128 @@
+"""The one place where fedssl reaches into Flower's internals (verified with flwr 1.42.0).
+
+Flower 1.42 offers no public hook for either of these, and both are small:
+
+1. **Whose executor a SuperExec uses.** Flower's SuperExec loop
+   (``flwr.supercore.superexec.run_superexec.run_superexec``: task acquisition, the
+   SuperExec auth secret, parent monitoring) builds its executor with the module-level
+   ``get_executor``; its built-in executors start ``flwr-serverapp --token TOKEN`` and
+   ``flwr-clientapp --token TOKEN``, which puts the task token where every local user
+   can read it (``/proc/PID/cmdline``). fedssl's SuperExecs (``server.superexec`` and
+   ``client.superexec``) run Flower's loop with their own executor instead.
+2. **What a ClientApp process accepts.** ``flwr.supernode.runtime.run_clientapp``
+   pulls its inputs with ``pull_task_input`` and unpacks the app bundle with
+   ``install_from_fab`` before importing any of its code. fedssl's device runner wraps
+   both, so a bundle that fails the signature check is never written nor imported
+   (``common.app_signing``), and the server gets the reason as the task's error reply.
+
+``tests/client/test_flower_internals.py`` fails loudly when Flower moves either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+VERIFIED_FLWR = ("1.42.0",)
+# The names fedssl replaces or calls, per Flower module.
+SUPEREXEC_MODULE = "flwr.supercore.superexec.run_superexec"
+SUPEREXEC_NAMES = ("get_executor", "run_superexec")
+CLIENTAPP_MODULE = "flwr.supernode.runtime.run_clientapp"
+CLIENTAPP_NAMES = ("pull_task_input", "install_from_fab", "run_clientapp")
+
+# verify(fab bytes, app-signature token, overridden run-config keys) -> signer name
+FabCheck = Callable[[bytes, str, Iterable[str]], str]
+log = logging.getLogger("fedssl.client")
+
+
+class FlowerInternalsError(RuntimeError):
+    """The installed Flower lacks a name fedssl relies on: fedssl must be updated."""
+
+
+def _module(name: str, required: tuple[str, ...]) -> ModuleType:
+    import importlib
+
+    import flwr
+
+    module = importlib.import_module(name)
+    missing = [n for n in required if not callable(getattr(module, n, None))]
+    if missing:
+        raise FlowerInternalsError(
+            f"flwr {flwr.__version__}: {name} lacks {', '.join(missing)}; fedssl was "
+            f"verified with flwr {', '.join(VERIFIED_FLWR)} (client/flower_internals.py)"
+        )
+    return module
+
+
+def run_superexec_with(
+    executor: Any,
+    *,
+    runtime_api_address: str,
+    root_certificates: str | None,
+    auth_secret: bytes | None,
+    parent_pid: int | None,
+) -> None:
+    """Flower's SuperExec loop, launching every task through ``executor`` (blocks)."""
+    superexec = _module(SUPEREXEC_MODULE, SUPEREXEC_NAMES)
+    superexec.get_executor = lambda *args, **kwargs: executor  # type: ignore[attr-defined]
+    superexec.run_superexec(
+        runtime_api_address=runtime_api_address,
+        insecure=root_certificates is None,
+        root_certificates_path=root_certificates,
+        superexec_auth_secret=auth_secret,
+        parent_pid=parent_pid,
+        runtime_dependency_install=False,
+    )
+
+
+def run_checked_clientapp(
+    check: FabCheck | None, *, runtime_api_address: str, token: str, parent_pid: int | None
+) -> None:
+    """Flower's ClientApp process, installing the app bundle only if ``check`` passes.
+
+    ``check`` None (a device without a CA, ``--insecure``) runs any bundle. Exits the
+    process, as ``flwr-clientapp`` does.
+    """
+    clientapp = _module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
+    if check is not None:
+        _guard_fab_install(clientapp, check)
+    clientapp.run_clientapp(
+        runtime_api_address=runtime_api_address,
+        token=token,
+        insecure=True,  # the SuperNode's Runtime API on 127.0.0.1
+        certificates=None,
+        parent_pid=parent_pid,
+        runtime_dependency_install=False,
+    )
+
+
+def _guard_fab_install(clientapp: ModuleType, check: FabCheck) -> None:
+    from common.app_signing import APP_SIGNATURE_KEY, AppSignatureError
+
+    pull, install = clientapp.pull_task_input, clientapp.install_from_fab
+    verdict: dict[str, Any] = {}
+
+    def checked_pull(client: Any) -> Any:
+        message, context, run, fab = pull(client)
+        token = str(context.run_config.get(APP_SIGNATURE_KEY, ""))
+        try:
+            signer = check(fab.content, token, run.override_config.keys())
+            verdict["digest"] = hashlib.sha256(fab.content).hexdigest()
+            log.debug("run %s: app bundle signed by %s", run.run_id, signer)
+        except AppSignatureError as exc:
+            log.error("run %s: refused the app bundle: %s", run.run_id, exc)
+            verdict["refusal"] = exc
+        return message, context, run, fab
+
+    def checked_install(content: bytes, *args: Any, **kwargs: Any) -> Any:
+        if "refusal" in verdict:
+            raise verdict["refusal"]
+        if hashlib.sha256(content).hexdigest() != verdict.get("digest"):
+            raise AppSignatureError("the bundle to install is not the one that was checked")
+        return install(content, *args, **kwargs)
+
+    clientapp.pull_task_input = checked_pull  # type: ignore[attr-defined]
+    clientapp.install_from_fab = checked_install  # type: ignore[attr-defined]

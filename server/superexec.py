@@ -1,0 +1,94 @@
+"""The server's SuperExec: Flower's task loop, starting each ServerApp with its task
+token in a private file instead of on its command line.
+
+``fedssl server`` runs the SuperLink with ``--isolation process`` and starts this
+process (``python -m server.superexec``) in its own process group, so stopping the
+daemon stops every ServerApp too. The SuperExec secret (``--auth-secret-file``) keeps
+other local processes from acquiring the SuperLink's tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from common.private_files import write_secret
+from common.processes import TaskProcesses
+
+
+class TokenFileExecutor:
+    """A Flower SuperExec executor (``flwr.supercore.superexec.executor.Executor``) that
+    launches ServerApp tasks only, as ``flwr-serverapp --token-file``."""
+
+    def __init__(self, token_dir: Path, serverapp: str) -> None:
+        self.token_dir = token_dir
+        self.serverapp = serverapp
+        self.tasks = TaskProcesses()
+
+    def get_eligible_capacity(
+        self, supported_task_types: set[Any], **_: Any
+    ) -> tuple[set[Any], set[str]]:
+        from flwr.supercore.constant import TaskType
+
+        return supported_task_types & {TaskType.SERVER_APP}, set()
+
+    def wait_for_capacity(self, *_: Any, **__: Any) -> None:
+        return None
+
+    def launch(self, spec: Any) -> Any:
+        from flwr.supercore.constant import TaskType
+        from flwr.supercore.superexec.executor import LaunchResult
+
+        if spec.task_type != TaskType.SERVER_APP:
+            return LaunchResult.failed(
+                f"the server runs ServerApp tasks only, not {spec.task_type}"
+            )
+        token = write_secret(self.token_dir / f"task-{spec.task_id}.token", spec.token)
+        argv = [self.serverapp, "--runtime-api-address", spec.runtime_api_address]
+        argv += ["--token-file", str(token), "--parent-pid", str(os.getpid())]
+        argv += (
+            ["--insecure"]
+            if spec.insecure
+            else ["--root-certificates", str(spec.root_certificates_path)]
+        )
+        self.tasks.start(argv, secret_file=token)
+        return LaunchResult.accepted()
+
+    def reconcile(self) -> None:
+        self.tasks.reap()
+
+    def close(self) -> None:
+        self.tasks.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from client.flower_internals import run_superexec_with
+
+    p = argparse.ArgumentParser(prog="python -m server.superexec", description=__doc__)
+    p.add_argument("--runtime-api-address", required=True, help="the SuperLink's, on 127.0.0.1")
+    p.add_argument("--root-certificates", default="", help="CA of the SuperLink's loopback TLS")
+    p.add_argument("--auth-secret-file", required=True)
+    p.add_argument("--token-dir", required=True, help="private folder for task tokens")
+    p.add_argument("--parent-pid", type=int, default=None)
+    args = p.parse_args(argv)
+    local = Path(sys.executable).parent / "flwr-serverapp"
+    serverapp = (
+        str(local) if local.exists() else (shutil.which("flwr-serverapp") or "flwr-serverapp")
+    )
+    token_dir = Path(args.token_dir)
+    token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    run_superexec_with(
+        TokenFileExecutor(token_dir, serverapp),
+        runtime_api_address=args.runtime_api_address,
+        root_certificates=args.root_certificates or None,
+        auth_secret=Path(args.auth_secret_file).read_bytes(),
+        parent_pid=args.parent_pid,
+    )
+
+
+if __name__ == "__main__":
+    main()
