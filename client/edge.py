@@ -152,6 +152,11 @@ DIAGNOSES = (
         "server, or the wrong port",
     ),
     (
+        "400 Bad Request' for url 'http://",
+        "the server refused a plaintext request: a plaintext client (--insecure) against a "
+        "TLS server",
+    ),
+    (
         "CERTIFICATE_VERIFY_FAILED",
         "the server's certificate does not verify against --ca (wrong CA, or the host name "
         "is not in the certificate: `fedssl certs --host NAME`)",

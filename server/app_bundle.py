@@ -76,7 +76,7 @@ def build_app_dir(dest: str | Path, cfg: RunConfig | None = None) -> Path:
                 continue
             target = root / name / path.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+            shutil.copyfile(path, target)  # new file, private mode (the umask), unlike copy2
     (root / "pyproject.toml").write_text(pyproject_text(cfg=cfg))
     return root
 

@@ -112,6 +112,12 @@ class Loopback:
             time.sleep(0.5)
         raise AssertionError(f"timed out waiting for {what}:\n{self.log('server')[-3000:]}")
 
+    def superlink_pid(self) -> int:
+        for line in self.log("server").splitlines():
+            if "SuperLink pid" in line:
+                return int(line.split("SuperLink pid")[1].split()[0])
+        raise AssertionError(f"no SuperLink pid in the server log:\n{self.log('server')}")
+
     def rounds(self) -> list[dict[str, object]]:
         path = self.out / "metrics.jsonl"
         if not path.exists():

@@ -1,15 +1,34 @@
 """The server daemon and edge clients as real processes on loopback: TLS, node
-authentication, SecAgg+, restarts and a client killed mid-training."""
+authentication, SecAgg+, the control-plane lock under attack, stopping, restarts and a
+client killed mid-training."""
 
 from __future__ import annotations
 
 import json
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from attacks import (
+    REFUSED_ROUTES,
+    CmdlineWatch,
+    garbage,
+    https_status,
+    huge_body,
+    idle_connections,
+    node_auth_headers,
+    outsider_cli,
+    processes_mentioning,
+    rss_mb,
+    slow_client,
+)
+from foreign_app import markers, write_foreign_app
 from loopback import Loopback, port_is_free
+
+from server.certs import make_node_key
 
 
 @pytest.fixture
@@ -27,25 +46,87 @@ def _connected_nodes(server_log: str) -> set[str]:
     }
 
 
-def test_tls_authenticated_secagg_run_refuses_strangers(lb: Loopback) -> None:
-    lb.start_server(2, register=3)
+def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopback) -> None:
+    """A real TLS + node-auth + SecAgg+ run while outsiders attack the public port: Flower's
+    CLI with the CA certificate, raw requests with and without a registered device's
+    signature, garbage, a huge body, a slow client, 400 idle connections. All refused,
+    nothing foreign runs, the SuperLink's memory stays put, and the run completes."""
+    watch = CmdlineWatch()
+    lb.start_server(3, register=3)
     lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
-    for i in range(3):
-        lb.start_client(i)
+    clients = [lb.start_client(i) for i in range(3)]
     # A device whose key was never registered, and one that speaks plaintext to the TLS port.
     unregistered = lb.start_client(3, "--activation-grace", "15", name="unregistered")
     plaintext = lb.start_client(3, "--insecure", "--max-wait-time", "25", name="plaintext")
+    lb.wait_for(lambda: "(3/3)" in lb.log("server"), 300, "three devices connected")
+    link_pid = lb.superlink_pid()
+    rss_before = rss_mb(link_pid)
+    ca, markers_dir = lb.certs / "ca.crt", lb.root / "markers"
+    foreign = write_foreign_app(lb.root / "foreign", markers_dir)
+    sybil = lb.root / "sybil"
+    sybil.mkdir()
+    make_node_key(sybil, "sybil")
+    run_id = json.loads((lb.root / "srv" / "daemon.json").read_text())["run-id"]
+    node_id = next(iter(json.loads((lb.root / "srv" / "nodes.json").read_text()).values()))
+
+    results = outsider_cli(
+        lb.root / "outsider", lb.port, ca, run_id, node_id, foreign, sybil / "sybil.pub"
+    )
+    for name, (rc, out) in results.items():  # refused by the proxy, not by chance
+        assert (rc != 0 or '"success": false' in out) and '"success": true' not in out, (name, out)
+        assert "403" in out, (name, out)
+    device_id = node_auth_headers(lb.keys[0])
+    for path in REFUSED_ROUTES:
+        for headers in ({}, device_id):
+            for method in ("POST", "GET"):
+                assert https_status(lb.port, ca, method, path, b"{}", headers) == 403, (
+                    path,
+                    headers,
+                )
+    assert huge_body(lb.port, ca) in (0, 413)
+    noise = [threading.Thread(target=garbage, args=(lb.port,))]
+    slow: list[float] = []
+    idle: list[int] = []
+    noise.append(threading.Thread(target=lambda: slow.append(slow_client(lb.port, ca))))
+    noise.append(threading.Thread(target=lambda: idle.append(idle_connections(lb.port))))
+    for t in noise:
+        t.start()
+    for t in noise:
+        t.join(120)
+    assert slow and slow[0] < 30, slow  # the server hung up on the slow client
+    assert idle and idle[0] >= 390, idle  # and on the idle connections
+    # None of it reached the SuperLink (a 300 MB body once took it from 296 to 831 MB):
+    # its memory stays what a round costs, and nginx's stays small.
+    rss_after = rss_mb(link_pid)
+    assert rss_after < 400, (rss_before, rss_after)
+    assert sum(rss_mb(int(p.split(":")[0])) for p in processes_mentioning("nginx: ")) < 100
 
     assert lb.wait_server(420) == 0, lb.log("server")
+    watch.close()
     rows = lb.rounds()
-    assert [r["round"] for r in rows] == [1, 2]
+    assert [r["round"] for r in rows] == [1, 2, 3]
     assert all(r["completed"] and r["secure_aggregation"] for r in rows)
     assert all(r["clients_aggregated"] == 3 for r in rows)
-    for name in ("encoder.pt", "summary.json", "config.json", "checkpoints/round-0002.pt"):
+    for name in ("encoder.pt", "summary.json", "config.json", "checkpoints/round-0003.pt"):
         assert (lb.out / name).is_file(), name
     assert json.loads((lb.out / "summary.json").read_text())["status"] == "completed"
     assert len(_connected_nodes(lb.log("server"))) == 3
-    assert port_is_free(lb.port), "the SuperLink outlived the daemon"
+    assert markers(markers_dir) == []  # the foreign app never ran, anywhere
+    assert "(4/4)" not in lb.log("server")  # the Sybil never joined
+    # No task token was ever a process argument (and the watch did see the task processes).
+    assert watch.token_args == [], watch.token_args
+    assert any("flwr-serverapp" in s for s in watch.seen), watch.seen
+    assert any("clientapp_runner" in s for s in watch.seen), watch.seen
+    # The run ended visibly for every device, and nothing the daemon started outlived it.
+    for i, client in enumerate(clients):
+        assert client.wait(60) == 0, lb.log(f"client{i}")
+        assert "ended run" in lb.log(f"client{i}")
+    assert port_is_free(lb.port), "the proxy outlived the daemon"
+    assert processes_mentioning(str(lb.root / "srv")) == []
+    # Server state and outputs are the daemon user's only.
+    for path in [*(lb.root / "srv").rglob("*"), *lb.out.rglob("*")]:
+        if not path.is_symlink():
+            assert path.stat().st_mode & 0o077 == 0, path
     # The strangers never joined and gave up with an error.
     assert unregistered.wait(60) != 0, lb.log("unregistered")
     assert "not registered" in lb.log("unregistered")
@@ -56,7 +137,23 @@ def test_tls_authenticated_secagg_run_refuses_strangers(lb: Loopback) -> None:
         state = lb.root / f"client{i}"
         assert list(state.glob("client-state-*.bin")), f"client{i} kept no local state"
         stages = [json.loads(x)["stage"] for x in (state / "timing.jsonl").read_text().splitlines()]
-        assert stages.count("collect_masked_vectors") == 2
+        assert stages.count("collect_masked_vectors") == 3
+
+
+def test_sigterm_stops_every_process_the_daemon_started(lb: Loopback) -> None:
+    """Stopped while its ServerApp waits for devices: the ServerApp, SuperExec, SuperLink
+    and nginx all go with the daemon (a ServerApp used to survive as a child of PID 1)."""
+    lb.start_server(2, register=3)
+    lb.wait_for(lambda: "waiting for 3 clients" in lb.log("server"), 120, "the ServerApp")
+    assert any("flwr-serverapp" in p for p in processes_mentioning(str(lb.root / "srv")))
+    assert lb.server is not None
+    lb.kill(lb.server, signal.SIGTERM)
+    assert lb.server.returncode == 0, lb.log("server")
+    deadline = time.monotonic() + 30
+    while processes_mentioning(str(lb.root / "srv")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_mentioning(str(lb.root / "srv")) == []
+    assert port_is_free(lb.port)
 
 
 @pytest.mark.slow
