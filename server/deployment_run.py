@@ -162,9 +162,10 @@ def _submit(s: LinkSettings, cfg: RunConfig, certs: Path | None) -> Child:
     """Build the app with the run's config inside, sign it, and ``flwr run`` it."""
     app_dir = build_app_dir(s.state_dir / "app", cfg)
     env = child_env(s.flwr_home)
+    fab = build_fab(app_dir, flwr_bin("flwr"), env)
+    s.allowed_app.write_text(fab_digest(fab) + "\n")  # the one bundle the SuperExec runs
     run_config = ""
     if certs is not None:
-        fab = build_fab(app_dir, flwr_bin("flwr"), env)
         run_config = f"{APP_SIGNATURE_KEY}='{sign_app(fab, certs)}'"
         log.info("app bundle %s signed with %s", fab_digest(fab)[:12], certs / "app-signing.key")
     verb = "resuming" if cfg.resume else "starting"

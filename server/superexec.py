@@ -10,6 +10,7 @@ other local processes from acquiring the SuperLink's tasks.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -19,14 +20,19 @@ from typing import Any
 from common.private_files import write_secret
 from common.processes import TaskProcesses
 
+log = logging.getLogger("fedssl.server")
+
 
 class TokenFileExecutor:
     """A Flower SuperExec executor (``flwr.supercore.superexec.executor.Executor``) that
-    launches ServerApp tasks only, as ``flwr-serverapp --token-file``."""
+    launches ServerApp tasks only, as ``flwr-serverapp --token-file``, and only for the
+    app bundle the daemon submitted (its SHA-256 in ``allowed_app``): a run that anyone
+    else submits through the loopback Control API never gets a ServerApp process."""
 
-    def __init__(self, token_dir: Path, serverapp: str) -> None:
+    def __init__(self, token_dir: Path, serverapp: str, allowed_app: Path) -> None:
         self.token_dir = token_dir
         self.serverapp = serverapp
+        self.allowed_app = allowed_app
         self.tasks = TaskProcesses()
 
     def get_eligible_capacity(
@@ -73,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--root-certificates", default="", help="CA of the SuperLink's loopback TLS")
     p.add_argument("--auth-secret-file", required=True)
     p.add_argument("--token-dir", required=True, help="private folder for task tokens")
+    p.add_argument(
+        "--allowed-app", required=True, help="file with the SHA-256 of the one app bundle to run"
+    )
     p.add_argument("--parent-pid", type=int, default=None)
     args = p.parse_args(argv)
     local = Path(sys.executable).parent / "flwr-serverapp"
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     token_dir = Path(args.token_dir)
     token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     run_superexec_with(
-        TokenFileExecutor(token_dir, serverapp),
+        TokenFileExecutor(token_dir, serverapp, Path(args.allowed_app)),
         runtime_api_address=args.runtime_api_address,
         root_certificates=args.root_certificates or None,
         auth_secret=Path(args.auth_secret_file).read_bytes(),

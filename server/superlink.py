@@ -69,6 +69,11 @@ class LinkSettings:
     def logs(self) -> Path:
         return self.state_dir / "logs"
 
+    @property
+    def allowed_app(self) -> Path:
+        """The SHA-256 of the app bundle the daemon submitted: the only one its SuperExec runs."""
+        return self.state_dir / "allowed-app.sha256"
+
 
 def child_env(flwr_home: Path) -> dict[str, str]:
     return daemon_env(FLWR_HOME=str(flwr_home))
@@ -120,7 +125,7 @@ def start_superexec(s: LinkSettings) -> Child:
     """fedssl's SuperExec for the ServerApp (its own process group: stopped as one)."""
     argv = [sys.executable, "-m", "server.superexec", "--runtime-api-address", s.local_address]
     argv += ["--auth-secret-file", str(s.secret), "--token-dir", str(s.state_dir / "tokens")]
-    argv += ["--parent-pid", str(os.getpid())]
+    argv += ["--allowed-app", str(s.allowed_app), "--parent-pid", str(os.getpid())]
     if s.loopback_tls is not None:
         argv += ["--root-certificates", str(s.loopback_tls / "ca.crt")]
     return Child(

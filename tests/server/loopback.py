@@ -112,11 +112,18 @@ class Loopback:
             time.sleep(0.5)
         raise AssertionError(f"timed out waiting for {what}:\n{self.log('server')[-3000:]}")
 
-    def superlink_pid(self) -> int:
+    def _superlink_line(self) -> str:
         for line in self.log("server").splitlines():
             if "SuperLink pid" in line:
-                return int(line.split("SuperLink pid")[1].split()[0])
+                return line.split("SuperLink pid")[1]
         raise AssertionError(f"no SuperLink pid in the server log:\n{self.log('server')}")
+
+    def superlink_pid(self) -> int:
+        return int(self._superlink_line().split()[0])
+
+    def superlink_address(self) -> str:
+        """The SuperLink's own loopback address (the proxy's upstream)."""
+        return self._superlink_line().split(" on ")[1].split()[0]
 
     def rounds(self) -> list[dict[str, object]]:
         path = self.out / "metrics.jsonl"

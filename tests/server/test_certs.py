@@ -20,7 +20,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from common.cli import main
 from common.keyfiles import KeyFileError
-from server.certs import DEFAULT_HOSTS, make_certs, make_node_key
+from server.certs import (
+    DEFAULT_HOSTS,
+    certificate_names,
+    make_certs,
+    make_loopback_tls,
+    make_node_key,
+)
 
 HOSTS = ["fl.example.org", "localhost", "10.1.2.3", "127.0.0.1", "::1"]
 
@@ -74,9 +80,9 @@ def _handshake(root: Path, server_hostname: str) -> None:
 
 
 def test_layout_and_private_key_modes(certs: Path) -> None:
-    for name in ("ca.crt", "ca.key", "server.crt", "server.key"):
+    for name in ("ca.crt", "ca.key", "server.crt", "server.key", "app-signing.crt"):
         assert (certs / name).is_file(), name
-    for key in ("ca.key", "server.key", "nodes/edge-1", "nodes/edge-2"):
+    for key in ("ca.key", "server.key", "app-signing.key", "nodes/edge-1", "nodes/edge-2"):
         assert _mode(certs / key) == 0o600, key
     for pub in ("ca.crt", "server.crt", "nodes/edge-1.pub"):
         assert _mode(certs / pub) & 0o077 != 0o077  # readable public material exists
@@ -304,6 +310,52 @@ def test_cli_certs_rerun_adds_a_device(tmp_path: Path) -> None:
     assert (out / "ca.key").read_bytes() == ca
     assert (out / "nodes" / "node-001").read_bytes() == old
     assert (out / "nodes" / "node-002.pub").is_file()
+
+
+def test_app_signing_certificate_is_for_code_signing_only(certs: Path) -> None:
+    app = _cert(certs / "app-signing.crt")
+    app.verify_directly_issued_by(_cert(certs / "ca.crt"))
+    usages = list(app.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    assert usages == [ExtendedKeyUsageOID.CODE_SIGNING]
+    assert not app.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    # ... and the server's TLS certificate is not one.
+    server_usages = _cert(certs / "server.crt").extensions.get_extension_for_class(
+        x509.ExtendedKeyUsage
+    )
+    assert ExtendedKeyUsageOID.CODE_SIGNING not in list(server_usages.value)
+
+
+def test_rerun_keeps_the_app_signing_key_and_adds_a_missing_one(tmp_path: Path) -> None:
+    out = tmp_path / "deploy"
+    assert main(["certs", "--out", str(out), "--host", "srv.example"]) == 0
+    key = (out / "app-signing.key").read_bytes()
+    assert main(["certs", "--out", str(out), "--nodes", "1"]) == 0
+    assert (out / "app-signing.key").read_bytes() == key
+    for name in ("app-signing.key", "app-signing.crt"):  # a folder from before this key
+        (out / name).unlink()
+    assert main(["certs", "--out", str(out)]) == 0
+    assert (out / "app-signing.key").read_bytes() != key
+    assert _mode(out / "app-signing.key") == 0o600
+
+
+def test_rerun_without_host_keeps_the_server_names(tmp_path: Path) -> None:
+    """Adding a device must not rename the server (its devices would stop trusting it)."""
+    out = tmp_path / "deploy"
+    assert main(["certs", "--out", str(out), "--host", "srv.example", "--host", "10.0.0.5"]) == 0
+    assert main(["certs", "--out", str(out), "--node", "new-device"]) == 0
+    assert certificate_names(_cert(out / "server.crt")) == ["srv.example", "10.0.0.5"]
+    assert main(["certs", "--out", str(out), "--host", "other.example"]) == 0
+    assert certificate_names(_cert(out / "server.crt")) == ["other.example"]
+
+
+def test_loopback_tls_is_fresh_and_keeps_no_ca_key(tmp_path: Path) -> None:
+    first = make_loopback_tls(tmp_path / "lt")
+    crt = (first / "server.crt").read_bytes()
+    assert sorted(p.name for p in first.iterdir()) == ["ca.crt", "server.crt", "server.key"]
+    assert certificate_names(_cert(first / "server.crt")) == ["localhost", "127.0.0.1"]
+    assert _mode(first) == 0o700 and _mode(first / "server.key") == 0o600
+    _handshake(first, "localhost")
+    assert (make_loopback_tls(tmp_path / "lt") / "server.crt").read_bytes() != crt
 
 
 def test_cli_certs_requires_out(capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,10 +25,25 @@ from attacks import (
     rss_mb,
     slow_client,
 )
+from bare_superlink import flwr, flwr_home
 from foreign_app import markers, write_foreign_app
 from loopback import Loopback, port_is_free
 
 from server.certs import make_node_key
+from server.proxy import ProxyError, find_nginx
+
+
+def _have_nginx() -> bool:
+    try:
+        return bool(find_nginx())
+    except ProxyError:
+        return False
+
+
+# `fedssl server` puts nginx in front of the SuperLink; CI installs it (.ci/run).
+pytestmark = pytest.mark.skipif(
+    not _have_nginx(), reason="nginx is not installed (apt-get install nginx-light)"
+)
 
 
 @pytest.fixture
@@ -75,6 +90,14 @@ def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopbac
     for name, (rc, out) in results.items():  # refused by the proxy, not by chance
         assert (rc != 0 or '"success": false' in out) and '"success": true' not in out, (name, out)
         assert "403" in out, (name, out)
+    # A local user of the server host reaches the SuperLink's loopback port itself (Flower
+    # 1.42 does not authenticate its Control API): the run is accepted, but fedssl's
+    # SuperExec starts no ServerApp for a bundle the daemon did not submit.
+    local = flwr_home(
+        lb.root / "local-user", lb.superlink_address(), lb.root / "srv" / "loopback-tls" / "ca.crt"
+    )
+    rc, out = flwr(local, "run", str(foreign), "--format", "json")
+    assert '"success": true' in out, out
     device_id = node_auth_headers(lb.keys[0])
     for path in REFUSED_ROUTES:
         for headers in ({}, device_id):
@@ -112,6 +135,10 @@ def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopbac
     assert json.loads((lb.out / "summary.json").read_text())["status"] == "completed"
     assert len(_connected_nodes(lb.log("server"))) == 3
     assert markers(markers_dir) == []  # the foreign app never ran, anywhere
+    assert (
+        "not the one fedssl server submitted"
+        in (lb.root / "srv" / "logs" / "superexec.log").read_text()
+    )
     assert "(4/4)" not in lb.log("server")  # the Sybil never joined
     # No task token was ever a process argument (and the watch did see the task processes).
     assert watch.token_args == [], watch.token_args

@@ -32,6 +32,7 @@ def test_split_writes_the_partition_one_file_per_device(tmp_path: Path) -> None:
     parts = client_indices(RunConfig(dataset="digits", partition="iid", num_clients=4))
     full = load_dataset("digits")
     for path, idx in zip(files, parts, strict=True):
+        assert path.stat().st_mode & 0o777 == 0o600, path  # a device's private data
         with np.load(path) as z:
             assert z.files == ["x"]  # no labels leave for the device
         ds = load_dataset(f"npz:{path}")
