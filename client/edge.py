@@ -37,6 +37,7 @@ DEFAULT_ACTIVATION_GRACE_S = 180.0
 ACTIVATION_RETRY_S = 10.0
 REFUSED = "Failed to activate SuperNode"
 RUN_END_ACK_S = 10.0
+RUN_END_LINGER_S = 2.0
 log = logging.getLogger("fedssl.client")
 
 
@@ -279,11 +280,12 @@ def _supervise(
         while node.poll() is None and not stop.is_set():
             if ended_at is None and _run_ended(state):
                 ended_at = time.monotonic()
-            # Give the SuperNode a moment to send its acknowledgement of the news.
+            # Let the SuperNode send its acknowledgement of the news, and the server
+            # collect it, before the node goes offline.
             if ended_at is not None and (
-                any("Sending: query message" in t for t in tail[-20:])
-                or time.monotonic() - ended_at > RUN_END_ACK_S
+                _acknowledged(tail) or time.monotonic() - ended_at > RUN_END_ACK_S
             ):
+                stop.wait(RUN_END_LINGER_S)
                 break
             if execs.poll() is not None:
                 log.warning("the SuperExec exited with code %s; restarting it", execs.poll())
@@ -300,6 +302,12 @@ def _supervise(
         execs.stop()
         rc = node.stop()
     return rc, tail
+
+
+def _acknowledged(tail: list[str]) -> bool:
+    """The SuperNode has sent its reply to the last query it received."""
+    received = [i for i, t in enumerate(tail) if "Receiving: query message" in t]
+    return bool(received) and any("Sent successfully" in t for t in tail[received[-1] :])
 
 
 def _run_ended(state: Path) -> bool:

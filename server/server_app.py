@@ -12,6 +12,7 @@ from flwr.serverapp import Grid, ServerApp
 from common.app_signing import APP_SIGNATURE_KEY
 from common.config import RunConfig
 from common.logs import setup_logging
+from server.fast_grid import with_fast_polling
 from server.run import default_out_dir, run_federated
 from server.run_end import announce_run_end
 
@@ -40,7 +41,7 @@ def make_server_app(cfg: RunConfig | None = None) -> ServerApp:
             # crash they keep waiting, so that a restarted server can resume the run.
             summary = Path(run_cfg.out_dir) / "summary.json"
             if run_cfg.node_data and summary.is_file():
-                announce_run_end(grid, json.loads(summary.read_text()))
+                announce_run_end(with_fast_polling(grid), json.loads(summary.read_text()))
 
     return server_app
 

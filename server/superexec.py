@@ -53,6 +53,12 @@ class TokenFileExecutor:
             return LaunchResult.failed(
                 f"the server runs ServerApp tasks only, not {spec.task_type}"
             )
+        allowed = self.allowed_app.read_text().strip() if self.allowed_app.is_file() else ""
+        if not spec.fab_hash or spec.fab_hash != allowed:
+            log.error(
+                "refused to run app bundle %s: not the one fedssl server submitted", spec.fab_hash
+            )
+            return LaunchResult.failed("not the operator's app bundle")
         token = write_secret(self.token_dir / f"task-{spec.task_id}.token", spec.token)
         argv = [self.serverapp, "--runtime-api-address", spec.runtime_api_address]
         argv += ["--token-file", str(token), "--parent-pid", str(os.getpid())]

@@ -145,6 +145,7 @@ def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopbac
     assert any("flwr-serverapp" in s for s in watch.seen), watch.seen
     assert any("clientapp_runner" in s for s in watch.seen), watch.seen
     # The run ended visibly for every device, and nothing the daemon started outlived it.
+    assert "told 3 of 3 devices that the run completed" in lb.log("server")
     for i, client in enumerate(clients):
         assert client.wait(60) == 0, lb.log(f"client{i}")
         assert "ended run" in lb.log(f"client{i}")
