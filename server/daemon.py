@@ -225,14 +225,16 @@ def _check_certs(args: argparse.Namespace) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from common.keyfiles import KeyFileError
     from common.logs import setup_logging
+    from server.proxy import ProxyError, find_nginx
 
     setup_logging()
     try:
+        find_nginx(args.nginx)  # the only part that faces the network: refuse to start without it
         certs = _check_certs(args)
         keys = _resolve_keys(args, certs)
         cfg = build_config(args, len(keys))
         resume = _prepare_out(cfg)
-    except (ConfigError, KeyFileError) as exc:
+    except (ConfigError, KeyFileError, ProxyError) as exc:
         print(f"fedssl server: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     from server.deployment_run import serve

@@ -43,6 +43,8 @@ FLEET_ROUTES = (
 # Flower splits arrays into 5 MB chunks (FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE); a FAB is at
 # most 10 MB but only ever downloaded. 16 MB leaves room for protobuf framing.
 MAX_BODY = "16m"
+# Where packages put nginx when PATH (a non-root user's) lacks the sbin folders.
+SBIN_NGINX = ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
 INSTALL_HINT = (
     "fedssl server puts nginx in front of Flower's SuperLink so that only the device "
     "API faces the network. Install it (Debian/Ubuntu: `sudo apt-get install "
@@ -62,9 +64,7 @@ def find_nginx(explicit: str = "") -> str:
         if not (Path(explicit).is_file() and os.access(explicit, os.X_OK)):
             raise ProxyError(f"--nginx {explicit}: not an executable file. {INSTALL_HINT}")
         return explicit
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
+    found = shutil.which("nginx") or next((p for p in SBIN_NGINX if os.access(p, os.X_OK)), None)
     if not found:
         raise ProxyError(f"nginx not found. {INSTALL_HINT}")
     return found

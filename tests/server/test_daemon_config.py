@@ -168,6 +168,21 @@ def test_run_reports_bad_input_without_starting_anything(
     assert not (tmp_path / "state").exists()  # nothing written for a refused start
 
 
+def test_missing_nginx_is_explained_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("server.deployment_run.serve", lambda *a, **k: 0)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nginx on PATH ...
+    monkeypatch.setattr("server.proxy.SBIN_NGINX", ())  # ... nor in the sbin folders
+    assert daemon.run(_run_args(tmp_path, tmp_path / "run")) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "nginx not found" in err and "apt-get install nginx-light" in err and "--nginx" in err
+    missing = str(tmp_path / "no-nginx")
+    assert daemon.run(_run_args(tmp_path, tmp_path / "run", "--nginx", missing)) == EXIT_BAD_INPUT
+    assert missing in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
+
+
 # ---- device keys ----------------------------------------------------------------------
 
 
