@@ -267,14 +267,18 @@ def _supervise(
         "supernode", argv, env=env, log_file=state / "supernode.log", on_line=on_line, cwd=state
     )
     log.info("device %s: SuperNode pid %d connecting to %s", name, node.pid, server)
-    execs = Child(
-        "superexec",
-        superexec,
-        env=env,
-        log_file=state / "supernode.log",
-        on_line=on_line,
-        cwd=state,
-    )
+
+    def start_superexec() -> Child:
+        return Child(
+            "superexec",
+            superexec,
+            env=env,
+            log_file=state / "supernode.log",
+            on_line=on_line,
+            cwd=state,
+        )
+
+    execs = start_superexec()
     ended_at: float | None = None
     try:
         while node.poll() is None and not stop.is_set():
@@ -289,14 +293,7 @@ def _supervise(
                 break
             if execs.poll() is not None:
                 log.warning("the SuperExec exited with code %s; restarting it", execs.poll())
-                execs = Child(
-                    "superexec",
-                    superexec,
-                    env=env,
-                    log_file=state / "supernode.log",
-                    on_line=on_line,
-                    cwd=state,
-                )
+                execs = start_superexec()
             stop.wait(1.0)
     finally:
         execs.stop()

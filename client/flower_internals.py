@@ -38,6 +38,45 @@ FabCheck = Callable[[bytes, str, Iterable[str]], str]
 log = logging.getLogger("fedssl.client")
 
 
+class OneTaskTypeExecutor:
+    """A SuperExec executor (the protocol of ``flwr.supercore.superexec.executor.Executor``)
+    for one task type, whose processes fedssl starts itself (``start``); they are
+    reaped between polls and stopped with the SuperExec."""
+
+    task_type = ""  # a flwr TaskType value, e.g. "flwr-clientapp"
+
+    def __init__(self) -> None:
+        from common.processes import TaskProcesses
+
+        self.tasks = TaskProcesses()
+
+    def get_eligible_capacity(
+        self, supported_task_types: set[Any], **_: Any
+    ) -> tuple[set[Any], set[str]]:
+        return {t for t in supported_task_types if t == self.task_type}, set()
+
+    def wait_for_capacity(self, *_: Any, **__: Any) -> None:
+        return None
+
+    def launch(self, spec: Any) -> Any:
+        from flwr.supercore.superexec.executor import LaunchResult
+
+        if spec.task_type != self.task_type:
+            return LaunchResult.failed(f"this SuperExec runs {self.task_type} tasks only")
+        refusal = self.start(spec)
+        return LaunchResult.failed(refusal) if refusal else LaunchResult.accepted()
+
+    def start(self, spec: Any) -> str:
+        """Start the task's process; return why it was refused, or "" once started."""
+        raise NotImplementedError
+
+    def reconcile(self) -> None:
+        self.tasks.reap()
+
+    def close(self) -> None:
+        self.tasks.close()
+
+
 class FlowerInternalsError(RuntimeError):
     """The installed Flower lacks a name fedssl relies on: fedssl must be updated."""
 

@@ -15,55 +15,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common.processes import TaskProcesses
+from client.flower_internals import OneTaskTypeExecutor, run_superexec_with
 
 
-class CheckedClientAppExecutor:
-    """A Flower SuperExec executor (``flwr.supercore.superexec.executor.Executor``) that
-    launches ClientApp tasks only, each through ``client.clientapp_runner``."""
+class CheckedClientAppExecutor(OneTaskTypeExecutor):
+    """Launches ClientApp tasks, each through ``client.clientapp_runner``."""
+
+    task_type = "flwr-clientapp"
 
     def __init__(self, ca: Path | None) -> None:
+        super().__init__()
         self.ca = ca
-        self.tasks = TaskProcesses()
 
-    def get_eligible_capacity(
-        self, supported_task_types: set[Any], **_: Any
-    ) -> tuple[set[Any], set[str]]:
-        from flwr.supercore.constant import TaskType
-
-        return supported_task_types & {TaskType.CLIENT_APP}, set()
-
-    def wait_for_capacity(self, *_: Any, **__: Any) -> None:
-        return None
-
-    def launch(self, spec: Any) -> Any:
-        from flwr.supercore.constant import TaskType
-        from flwr.supercore.superexec.executor import LaunchResult
-
-        if spec.task_type != TaskType.CLIENT_APP:
-            return LaunchResult.failed(f"a device runs ClientApp tasks only, not {spec.task_type}")
+    def start(self, spec: Any) -> str:
         argv = [sys.executable, "-m", "client.clientapp_runner"]
-        argv += [
-            "--runtime-api-address",
-            spec.runtime_api_address,
-            "--parent-pid",
-            str(os.getpid()),
-        ]
+        argv += ["--runtime-api-address", spec.runtime_api_address]
+        argv += ["--parent-pid", str(os.getpid())]
         if self.ca is not None:
             argv += ["--ca", str(self.ca)]
         self.tasks.start(argv, stdin_secret=spec.token)
-        return LaunchResult.accepted()
-
-    def reconcile(self) -> None:
-        self.tasks.reap()
-
-    def close(self) -> None:
-        self.tasks.close()
+        return ""
 
 
 def main(argv: list[str] | None = None) -> None:
-    from client.flower_internals import run_superexec_with
-
     p = argparse.ArgumentParser(prog="python -m client.superexec", description=__doc__)
     p.add_argument("--runtime-api-address", required=True, help="the SuperNode's, on 127.0.0.1")
     p.add_argument("--auth-secret-file", required=True, help="the SuperNode's SuperExec secret")

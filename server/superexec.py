@@ -17,69 +17,44 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from client.flower_internals import OneTaskTypeExecutor, run_superexec_with
 from common.private_files import write_secret
-from common.processes import TaskProcesses
 
 log = logging.getLogger("fedssl.server")
 
 
-class TokenFileExecutor:
-    """A Flower SuperExec executor (``flwr.supercore.superexec.executor.Executor``) that
-    launches ServerApp tasks only, as ``flwr-serverapp --token-file``, and only for the
-    app bundle the daemon submitted (its SHA-256 in ``allowed_app``): a run that anyone
-    else submits through the loopback Control API never gets a ServerApp process."""
+class TokenFileExecutor(OneTaskTypeExecutor):
+    """Launches ServerApp tasks as ``flwr-serverapp --token-file``, and only for the app
+    bundle the daemon submitted (its SHA-256 in ``allowed_app``): a run that anyone else
+    submits through the loopback Control API never gets a ServerApp process."""
+
+    task_type = "flwr-serverapp"
 
     def __init__(self, token_dir: Path, serverapp: str, allowed_app: Path) -> None:
+        super().__init__()
         self.token_dir = token_dir
         self.serverapp = serverapp
         self.allowed_app = allowed_app
-        self.tasks = TaskProcesses()
 
-    def get_eligible_capacity(
-        self, supported_task_types: set[Any], **_: Any
-    ) -> tuple[set[Any], set[str]]:
-        from flwr.supercore.constant import TaskType
-
-        return supported_task_types & {TaskType.SERVER_APP}, set()
-
-    def wait_for_capacity(self, *_: Any, **__: Any) -> None:
-        return None
-
-    def launch(self, spec: Any) -> Any:
-        from flwr.supercore.constant import TaskType
-        from flwr.supercore.superexec.executor import LaunchResult
-
-        if spec.task_type != TaskType.SERVER_APP:
-            return LaunchResult.failed(
-                f"the server runs ServerApp tasks only, not {spec.task_type}"
-            )
+    def start(self, spec: Any) -> str:
         allowed = self.allowed_app.read_text().strip() if self.allowed_app.is_file() else ""
         if not spec.fab_hash or spec.fab_hash != allowed:
             log.error(
                 "refused to run app bundle %s: not the one fedssl server submitted", spec.fab_hash
             )
-            return LaunchResult.failed("not the operator's app bundle")
+            return "not the operator's app bundle"
         token = write_secret(self.token_dir / f"task-{spec.task_id}.token", spec.token)
         argv = [self.serverapp, "--runtime-api-address", spec.runtime_api_address]
         argv += ["--token-file", str(token), "--parent-pid", str(os.getpid())]
-        argv += (
-            ["--insecure"]
-            if spec.insecure
-            else ["--root-certificates", str(spec.root_certificates_path)]
-        )
+        if spec.insecure:
+            argv.append("--insecure")
+        else:
+            argv += ["--root-certificates", str(spec.root_certificates_path)]
         self.tasks.start(argv, secret_file=token)
-        return LaunchResult.accepted()
-
-    def reconcile(self) -> None:
-        self.tasks.reap()
-
-    def close(self) -> None:
-        self.tasks.close()
+        return ""
 
 
 def main(argv: list[str] | None = None) -> None:
-    from client.flower_internals import run_superexec_with
-
     p = argparse.ArgumentParser(prog="python -m server.superexec", description=__doc__)
     p.add_argument("--runtime-api-address", required=True, help="the SuperLink's, on 127.0.0.1")
     p.add_argument("--root-certificates", default="", help="CA of the SuperLink's loopback TLS")

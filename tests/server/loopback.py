@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -12,23 +11,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bare_superlink import ENV, free_port
 from sklearn.datasets import load_digits
 
 from server.certs import make_certs
-
-ENV = {
-    **os.environ,
-    "FLWR_TELEMETRY_ENABLED": "0",
-    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-    "FEDSSL_TORCH_THREADS": "1",
-    "PYTHONUNBUFFERED": "1",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from attacks import REFUSED_ROUTES
+from bare_superlink import free_port
 
 from common.processes import Child
 from server.certs import LOOPBACK_NAME, make_certs, make_loopback_tls
@@ -36,31 +38,15 @@ pytestmark = pytest.mark.skipif(
     not NGINX, reason="nginx is not installed (apt-get install nginx-light)"
 )
 
+# Every route a SuperLink serves but devices need, and paths that try to sneak past.
 REFUSED_PATHS = [
-    "/v1/control/list-runs",
-    "/v1/control/start-run",
-    "/v1/control/stop-run",
-    "/v1/control/stream-logs",
-    "/v1/control/register-supernode",
-    "/v1/control/unregister-supernode",
-    "/v1/runtime/acquire-task",
-    "/v1/runtime/pull-task-input",
-    "/v1/fleet/register-node",
-    "/v1/fleet/unregister-node",
-    "/docs",
-    "/openapi.json",
+    *REFUSED_ROUTES,
     "/",
     "/v1/fleet/pull-messages/../../control/list-runs",
     "/v1/fleet/%2e%2e/control/list-runs",
     "/v1/fleet/pull-messagesX",
     "/v1/fleet/pull-messages/extra",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -101,7 +87,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProxySetti
         folder=root / "proxy",
         logs=root / "logs",
         listen_host="127.0.0.1",
-        listen_port=_free_port(),
+        listen_port=free_port(),
         upstream_port=upstream.server_address[1],
         upstream_ca=loop_tls / "ca.crt",
         upstream_name=LOOPBACK_NAME,
