@@ -9,7 +9,6 @@ Without ``--ca`` (``fedssl client --insecure``) any bundle runs.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,11 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     if not token:
         sys.exit("clientapp_runner: no task token on stdin")
     setup_logging()
+    # No CA: `fedssl client --insecure`, which has said so once, loudly.
     check = signature_check(Path(args.ca)) if args.ca else None
-    if check is None:
-        logging.getLogger("fedssl.client").warning(
-            "no CA (--insecure): running the app bundle without checking its signature"
-        )
     run_checked_clientapp(
         check, runtime_api_address=args.runtime_api_address, token=token, parent_pid=args.parent_pid
     )

@@ -88,7 +88,10 @@ def _check_inputs(args: argparse.Namespace) -> tuple[Path, Path | None, Path | N
     ds = load_dataset(f"npz:{data}")  # DataError names the problem in the file
     log.info("data %s: %d samples of shape %s", data, len(ds.x), tuple(ds.x.shape[1:]))
     if args.insecure:
-        log.warning("!!! --insecure: no TLS and no device identity; lab use only !!!")
+        log.warning(
+            "!!! --insecure: no TLS, no device identity and no check of the app's "
+            "signature (this device runs whatever app the server sends); lab use only !!!"
+        )
         return data, None, None
     if not args.key or not args.ca:
         raise ValueError("--key and --ca are required (or --insecure for a lab server)")

@@ -40,6 +40,8 @@ FLEET_ROUTES = (
     "pull-object",
     "confirm-message-received",
 )
+# Without node authentication (--insecure) a SuperNode registers itself.
+SELF_REGISTRATION_ROUTES = ("register-node", "unregister-node")
 # Flower splits arrays into 5 MB chunks (FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE); a FAB is at
 # most 10 MB but only ever downloaded. 16 MB leaves room for protobuf framing.
 MAX_BODY = "16m"
@@ -132,7 +134,7 @@ def config_text(s: ProxySettings, tmp: Path) -> str:
         if tls
         else ""
     )
-    routes = "|".join(FLEET_ROUTES)
+    routes = "|".join(FLEET_ROUTES + (SELF_REGISTRATION_ROUTES if not tls else ()))
     return f"""# Written by fedssl server at every start; edits are lost.
 {_worker_user()}
 worker_processes 1;

@@ -193,3 +193,5 @@ def test_insecure_config_listens_in_plaintext_and_still_filters(tmp_path: Path) 
     assert "ssl_certificate" not in text and " ssl;" not in text
     assert "proxy_pass http://superlink" in text
     assert "listen 9;" in text and "return 403" in text
+    # Lab mode has no node authentication: devices register themselves, as in Flower.
+    assert "register-node|unregister-node" in text
