@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="this device's data: an .npz file (x, optional y)")
     p.add_argument("--key", default="", help="this device's private key (from `fedssl certs`)")
     p.add_argument("--ca", default="", help="the CA certificate that signed the server's")
-    p.add_argument("--insecure", action="store_true", help="plaintext, no identity: lab use only")
+    p.add_argument("--insecure", action="store_true", help="plaintext, no identity, no app-signature check: lab use only")
     p.add_argument(
         "--state-dir", default="fedssl-client", help="node-local state (default: %(default)s)"
     )
