@@ -195,7 +195,7 @@ def _resolve_keys(args: argparse.Namespace, certs: Path | None) -> list[Path]:
 
 def _check_certs(args: argparse.Namespace) -> Path | None:
     from common.keyfiles import check_private_key_file
-    from server.certs import check_server_certificate
+    from server.cert_check import check_server_certificate
 
     if args.insecure:
         log.warning(

@@ -20,9 +20,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from common.cli import main
 from common.keyfiles import KeyFileError
+from server.cert_check import certificate_names
 from server.certs import (
     DEFAULT_HOSTS,
-    certificate_names,
     make_certs,
     make_loopback_tls,
     make_node_key,
