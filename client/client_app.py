@@ -3,6 +3,8 @@
 It reads the legacy ``fitins`` layout (what SecAgg+'s mod expects), trains the
 node's partition, keeps per-client state (optimizer, BYOL target and predictor) in
 ``context.state`` and returns only the float32 delta of the shared parameters.
+Cross-cutting concerns are mods: SecAgg+ and timing always; the audit recorders and
+the fault drills only when their environment variable is set (``train_mods``).
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from typing import Any
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import Mod
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.compat.common import recorddict_compat as compat
 
-from client.faults import InjectedFault, fault_injection_mod, partition_id_of, should_fail
-from client.recorder import plain_update_record_mod, sent_record_mod
-from client.secagg import optional_secaggplus_mod
+from client.mods import faults, recorder
+from client.mods.secagg import optional_secaggplus_mod
+from client.mods.timing import timing_mod
+from client.node_config import partition_id_of
 from client.state_store import load_state, save_state, state_file
-from client.timing import timing_mod
 from common.atomic import atomic_write_bytes
-from common.messages import ROUND_KEY, RUN_END_FILE, RUN_END_RECORD
+from common.messages import RUN_END_FILE, RUN_END_RECORD, read_training_config
 
 STATE_RECORD = "fedssl-client-state"
 
@@ -34,19 +37,23 @@ log = logging.getLogger("fedssl.client")
 app = ClientApp()
 
 
-def _set_threads() -> None:
-    import torch
+def train_mods() -> list[Mod]:
+    """Outermost first. The recorders (``FEDSSL_RECORD_DIR``) see what leaves the device
+    and, inside SecAgg+, the unmasked update; the drills (``FEDSSL_FAULTS``) fail chosen
+    clients at chosen stages. Without their variables their code is not in the chain."""
+    recording = bool(os.environ.get(recorder.ENV))
+    mods: list[Mod] = [recorder.sent_record_mod] if recording else []
+    mods.append(timing_mod)
+    if os.environ.get(faults.ENV):
+        mods.append(faults.fault_injection_mod)
+    mods.append(optional_secaggplus_mod)
+    if recording:
+        mods.append(recorder.plain_update_record_mod)
+    return mods
 
-    threads = int(os.environ.get("FEDSSL_TORCH_THREADS", "0"))
-    if threads > 0 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
 
-
-def _local_inputs(cfg_flat: dict[str, Any], context: Context) -> np.ndarray:
+def _local_inputs(cfg: Any, context: Context) -> np.ndarray:
     """This node's unlabeled data: its own file in deployment, its partition in simulation."""
-    from common.config import RunConfig
-
-    cfg = RunConfig.from_flat(cfg_flat)
     data_path = context.node_config.get("data-path")
     if data_path:
         from common.data.registry import load_dataset
@@ -57,68 +64,67 @@ def _local_inputs(cfg_flat: dict[str, Any], context: Context) -> np.ndarray:
     return client_inputs(cfg, partition_id_of(context))
 
 
-def _state_path(context: Context, cfg: Any) -> Path | None:
+def _state_path(context: Context, run_key: str) -> Path | None:
     """The node-local state file of this run, when the node has a ``state-dir``."""
     state_dir = context.node_config.get("state-dir")
     if not state_dir:
         return None
-    return state_file(str(state_dir), cfg.out_dir or "default")
+    return state_file(str(state_dir), run_key or "default")
 
 
-@app.train(
-    mods=[
-        sent_record_mod,  # outermost: what leaves the device (only with FEDSSL_RECORD_DIR)
-        timing_mod,
-        fault_injection_mod,
-        optional_secaggplus_mod,
-        plain_update_record_mod,  # inside SecAgg+: the unmasked update, for audits only
-    ]
-)
-def train(msg: Message, context: Context) -> Message:
-    """Local self-supervised training for one round."""
-    # Imported here: three of SecAgg+'s four messages per round never train.
-    from common.config import RunConfig
-    from common.local_round import run_local_round
-    from common.logs import setup_logging
-
-    if context.node_config.get("state-dir"):
-        setup_logging()  # a real device (fedssl client): its log shows what each round did
-    _set_threads()
-    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
-    flat = dict(fitins.config)
-    server_round = int(flat.pop(ROUND_KEY))
-    cfg = RunConfig.from_flat(flat)
-    pid = partition_id_of(context)
-    if should_fail("train", pid, server_round):
-        raise InjectedFault(f"injected fault while training, round {server_round}")
-    x = _local_inputs(flat, context)
-    if should_fail("nan", pid, server_round):  # drill: one corrupt value in the local data
-        x = x.copy()
-        x.flat[0] = np.nan
+def _kept_state(context: Context, disk: Path | None, server_round: int) -> bytes | None:
+    """What this client kept from its last round: in memory, else on the device's disk."""
     record = context.state.config_records.get(STATE_RECORD)
     state = bytes(record["blob"]) if record is not None else None  # type: ignore[arg-type]
-    disk = _state_path(context, cfg)
     if state is None and disk is not None:
         state = load_state(disk)
         if state is not None:
             log.info("round %d: restored local state from %s", server_round, disk)
+    return state
+
+
+@app.train(mods=train_mods())
+def train(msg: Message, context: Context) -> Message:
+    """Local self-supervised training for one round."""
+    # Imported here: three of SecAgg+'s four messages per round never train.
+    from common.local_round import run_local_round
+    from common.logs import setup_logging
+    from common.threads import set_torch_threads, threads_from_env
+
+    if context.node_config.get("state-dir"):
+        setup_logging()  # a real device (fedssl client): its log shows what each round did
+    set_torch_threads(threads_from_env())
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    cfg, server_round, run_key = read_training_config(dict(fitins.config))
+    disk = _state_path(context, run_key)
     result = run_local_round(
         cfg,
-        x,
+        _local_inputs(cfg, context),
         parameters_to_ndarrays(fitins.parameters),
-        state,
+        _kept_state(context, disk, server_round),
         server_round=server_round,
-        partition_id=pid,
+        partition_id=partition_id_of(context),
     )
     context.state.config_records[STATE_RECORD] = ConfigRecord({"blob": result.state})
     if disk is not None:
         save_state(disk, result.state)
-    num_examples = result.num_examples
+    log.info("%s", round_line(server_round, {**result.metrics, **result.local_metrics}))
+    fitres = FitRes(
+        status=Status(code=Code.OK, message="OK"),
+        parameters=ndarrays_to_parameters(result.delta),
+        num_examples=_secagg_weight(cfg, result.num_examples, server_round),
+        metrics=dict(result.metrics),
+    )
+    return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+
+
+def _secagg_weight(cfg: Any, num_examples: int, server_round: int) -> int:
+    """The sample count the update is weighted with in the secure sum."""
     if cfg.dp_clipping:
         # DP-FedAvg's sensitivity bound needs every clipped update to count equally:
         # all clients claim max-weight, so SecAgg+'s weight ratio is 1 for everyone.
-        num_examples = max(1, int(cfg.max_weight))
-    elif cfg.max_weight and num_examples > cfg.max_weight:
+        return max(1, int(cfg.max_weight))
+    if cfg.max_weight and num_examples > cfg.max_weight:
         # SecAgg+ scales each update by num_examples / max-weight; above 1 the scaled
         # values can overflow the clipping range, so this device counts as max-weight.
         log.warning(
@@ -128,15 +134,22 @@ def train(msg: Message, context: Context) -> Message:
             cfg.max_weight,
             cfg.max_weight,
         )
-        num_examples = int(cfg.max_weight)
-    log.info("round %d: %s", server_round, {**result.metrics, **result.local_metrics})
-    fitres = FitRes(
-        status=Status(code=Code.OK, message="OK"),
-        parameters=ndarrays_to_parameters(result.delta),
-        num_examples=num_examples,
-        metrics=dict(result.metrics),
+        return int(cfg.max_weight)
+    return num_examples
+
+
+def round_line(server_round: int, m: dict[str, Any]) -> str:
+    """One readable line per round on the device (its log; nothing here is sent)."""
+    line = (
+        f"round {server_round}: loss {m['first-loss']:.4f} -> {m['train-loss']:.4f}, "
+        f"{m['steps']} steps at lr {m['learning-rate']:.3g}, update norm {m['delta-norm']:.3f}, "
+        f"{m['seconds']:.1f} s"
     )
-    return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+    extra = [f"{k} {v:g}" for k, v in m.items() if k not in ROUND_LINE_KEYS]
+    return line + (f" ({', '.join(extra)})" if extra else "")
+
+
+ROUND_LINE_KEYS = {"first-loss", "train-loss", "steps", "learning-rate", "delta-norm", "seconds"}
 
 
 @app.query()

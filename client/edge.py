@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from common.errors import EXIT_ERROR, EXIT_OK, BadInputError
 from common.messages import RUN_END_FILE
 from common.private_files import private_tree, write_secret
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 # A restarted device is refused while the SuperLink still counts its previous session
 # as online (measured: about 65 s after a SIGKILL); the refusal looks exactly like an
 # unregistered key's, so both are retried this long before the device gives up.
@@ -46,7 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="this device's data: an .npz file (x, optional y)")
     p.add_argument("--key", default="", help="this device's private key (from `fedssl certs`)")
     p.add_argument("--ca", default="", help="the CA certificate that signed the server's")
-    p.add_argument("--insecure", action="store_true", help="plaintext, no identity, no app-signature check: lab use only")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext, no identity, no app-signature check: lab use only",
+    )
     p.add_argument(
         "--state-dir", default="fedssl-client", help="node-local state (default: %(default)s)"
     )
@@ -94,11 +98,11 @@ def _check_inputs(args: argparse.Namespace) -> tuple[Path, Path | None, Path | N
         )
         return data, None, None
     if not args.key or not args.ca:
-        raise ValueError("--key and --ca are required (or --insecure for a lab server)")
+        raise BadInputError("--key and --ca are required (or --insecure for a lab server)")
     key = check_private_key_file(args.key).resolve()
     ca = Path(args.ca).expanduser().resolve()
     if not ca.is_file():
-        raise FileNotFoundError(f"--ca: {ca} does not exist")
+        raise BadInputError(f"--ca: {ca} does not exist")
     return data, key, ca
 
 
@@ -185,17 +189,11 @@ def _relay(name: str, line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from common.cli import daemon_env
-    from common.data.errors import DataError
-    from common.keyfiles import KeyFileError
+    from common.environment import daemon_env
     from common.logs import setup_logging
 
     setup_logging()
-    try:
-        data, key, ca = _check_inputs(args)
-    except (DataError, KeyFileError, ValueError, FileNotFoundError) as exc:
-        print(f"fedssl client: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    data, key, ca = _check_inputs(args)  # bad input rises to the CLI (exit 2)
     state = private_tree(Path(args.state_dir).expanduser().resolve())
     (state / "flwr-home").mkdir(parents=True, exist_ok=True)
     (state / RUN_END_FILE).unlink(missing_ok=True)

@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import io
 import os
-import sys
 import tempfile
 import warnings
 from dataclasses import replace
@@ -39,21 +38,22 @@ import numpy as np
 
 from client.runtime.manifest import ExportManifest, manifest_path, write_manifest
 from common.atomic import atomic_write_bytes
+from common.errors import EXIT_ERROR, EXIT_OK, BadInputError
 
-EXIT_BAD_INPUT = 2
-EXIT_PARITY = 1
 FORMATS = {"torchscript": ".ts", "onnx": ".onnx"}
 OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
 PARITY_SAMPLES = 256
 
 
-class ExportError(ValueError):
+class ExportError(BadInputError):
     """The encoder cannot be exported as asked (not an encoder file, unknown format, shape)."""
 
 
 class ParityError(ExportError):
     """The written export gives other embeddings than PyTorch (beyond the tolerance)."""
+
+    exit_code = EXIT_ERROR  # the input was fine; the export is what failed
 
 
 def resolve_format(fmt: str | None, out: Path) -> str:
@@ -121,16 +121,17 @@ def check_parity(encoder: Any, exported_file: str | Path, inputs: np.ndarray) ->
     import torch
 
     from client.runtime.encoders import load_embedder
+    from common.threads import set_torch_threads
 
     x = np.ascontiguousarray(inputs, dtype=np.float32)
-    threads = torch.get_num_threads()
+    threads = set_torch_threads(None)  # the caller's count, restored below
     try:
         embedder = load_embedder(exported_file, input_shape=tuple(x.shape[1:]), threads=1)
         got = embedder.embed(x)
         with torch.inference_mode():
             want = encoder(torch.from_numpy(x)).numpy()
     finally:
-        torch.set_num_threads(threads)
+        set_torch_threads(threads)
     if got.shape != want.shape:
         raise ParityError(f"{exported_file}: embeddings {got.shape}, PyTorch gives {want.shape}")
     return float(np.abs(got.astype(np.float64) - want).max())
@@ -310,54 +311,43 @@ def _sample_windows(spec: str, n: int) -> tuple[np.ndarray, str]:
     return ds.x[idx], f"{len(idx)} windows of {spec} (seed 0)"
 
 
-def _error(msg: str) -> int:
-    print(f"fedssl export: error: {msg}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
 def run(args: argparse.Namespace) -> int:
-    from common.data.errors import DataError
     from common.serialize import CheckpointError, read_encoder_file
 
     path = Path(args.encoder).expanduser()
+    # Bad input rises to the CLI (exit 2); a parity failure exits 1.
+    if args.format is None and not args.out:
+        raise ExportError("give --format torchscript or onnx, or an --out ending .ts or .onnx")
+    fmt = resolve_format(args.format, Path(args.out))
+    out = Path(args.out) if args.out else path.with_suffix(FORMATS[fmt])
+    if out.is_dir():
+        raise ExportError(f"--out {out} is a folder; give a file name such as encoder.onnx")
+    if args.check_samples < 1 or not args.tolerance >= 0:
+        raise ExportError("--check-samples must be >= 1 and --tolerance >= 0")
+    shape = _parse_shape(args.input_shape)
     try:
-        if args.format is None and not args.out:
-            raise ExportError("give --format torchscript or onnx, or an --out ending .ts or .onnx")
-        fmt = resolve_format(args.format, Path(args.out))
-        out = Path(args.out) if args.out else path.with_suffix(FORMATS[fmt])
-        if out.is_dir():
-            raise ExportError(f"--out {out} is a folder; give a file name such as encoder.onnx")
-        if args.check_samples < 1 or not args.tolerance >= 0:
-            raise ExportError("--check-samples must be >= 1 and --tolerance >= 0")
-        shape = _parse_shape(args.input_shape)
-        try:
-            meta = read_encoder_file(path).get("meta", {})
-        except CheckpointError as exc:
-            raise ExportError(f"not an encoder file: {exc}") from None
-        spec = args.check
-        if not spec and shape is None and not meta.get("input_shape"):
-            spec = str(meta.get("dataset", ""))  # the shape must come from the data
-            if not spec:
-                raise ExportError(f"{path} does not store its input shape; give --input-shape C,L")
-        inputs, label = _sample_windows(spec, args.check_samples) if spec else (None, "")
-        manifest = export_encoder(
-            path,
-            fmt,
-            out,
-            input_shape=shape,
-            check_inputs=inputs,
-            check_label=label,
-            tolerance=args.tolerance,
-        )
-    except ParityError as exc:
-        print(f"fedssl export: error: {exc}", file=sys.stderr)
-        return EXIT_PARITY
-    except (ExportError, DataError) as exc:
-        return _error(str(exc))
+        meta = read_encoder_file(path).get("meta", {})
+    except CheckpointError as exc:
+        raise ExportError(f"not an encoder file: {exc}") from None
+    spec = args.check
+    if not spec and shape is None and not meta.get("input_shape"):
+        spec = str(meta.get("dataset", ""))  # the shape must come from the data
+        if not spec:
+            raise ExportError(f"{path} does not store its input shape; give --input-shape C,L")
+    inputs, label = _sample_windows(spec, args.check_samples) if spec else (None, "")
+    manifest = export_encoder(
+        path,
+        fmt,
+        out,
+        input_shape=shape,
+        check_inputs=inputs,
+        check_label=label,
+        tolerance=args.tolerance,
+    )
     print(
         f"exported {path} -> {out} ({fmt}; input (B, {', '.join(map(str, manifest.input_shape))}) "
         f"-> (B, {manifest.out_dim}); max |Δ| vs PyTorch {manifest.parity_max_abs:.2g} on "
         f"{manifest.parity_inputs})",
         flush=True,
     )
-    return 0
+    return EXIT_OK

@@ -7,7 +7,7 @@ Flower 1.42 offers no public hook for either of these, and both are small:
    SuperExec auth secret, parent monitoring) builds its executor with the module-level
    ``get_executor``; its built-in executors start ``flwr-serverapp --token TOKEN`` and
    ``flwr-clientapp --token TOKEN``, which puts the task token where every local user
-   can read it (``/proc/PID/cmdline``). fedssl's SuperExecs (``server.superexec`` and
+   can read it (``/proc/PID/cmdline``). fedssl's SuperExecs (``server.deployment.superexec`` and
    ``client.superexec``) run Flower's loop with their own executor instead.
 2. **What a ClientApp process accepts.** ``flwr.supernode.runtime.run_clientapp``
    pulls its inputs with ``pull_task_input`` and unpacks the app bundle with
@@ -25,6 +25,8 @@ import logging
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
+
+from common.errors import FedsslError
 
 VERIFIED_FLWR = ("1.42.0",)
 # The names fedssl replaces or calls, per Flower module.
@@ -77,7 +79,7 @@ class OneTaskTypeExecutor:
         self.tasks.close()
 
 
-class FlowerInternalsError(RuntimeError):
+class FlowerInternalsError(FedsslError, RuntimeError):
     """The installed Flower lacks a name fedssl relies on: fedssl must be updated."""
 
 

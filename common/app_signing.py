@@ -31,13 +31,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from common.errors import BadInputError
+
 APP_SIGNATURE_KEY = "app-signature"
 # Domain separation: this key signs nothing but FAB digests in this format.
 SIGNED_PREFIX = b"fedssl app bundle v1\n"
 TOKEN_VERSION = 1
 
 
-class AppSignatureError(ValueError):
+class AppSignatureError(BadInputError):
     """An app bundle is unsigned, or its signature does not hold; the message says why."""
 
 

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
+
+import common.cli_clock  # noqa: F401 (first: the command's start time)
+from common.config import ConfigError
+from common.environment import apply_safe_env
+from common.errors import EXIT_BAD_INPUT, FedsslError
+from common.run_options import in_user_terms
 
 # name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,41 +25,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "linear probe, kNN and few-label evaluation of a saved encoder",
     ),
     "benchmark": (
-        "simulations.benchmark",
+        "simulations.benchmark.cli",
         "federated SSL against centralized, local-only, supervised and raw baselines",
     ),
     "export": ("client.export", "export a saved encoder to TorchScript or ONNX for devices"),
     "device": (
-        "client.device_cli",
+        "simulations.device_replay.cli",
         "replay a device's stream through the on-device runtime (decisions, drift, adaptation)",
     ),
     "split": ("simulations.split", "write one .npz per device from a data set and a partition"),
-    "certs": ("server.certs", "make the CA, the server certificate and device keys"),
-    "server": ("server.daemon", "run the server daemon (SuperLink + the federated SSL run)"),
+    "certs": ("server.deployment.certs", "make the CA, the server certificate and device keys"),
+    "server": (
+        "server.deployment.daemon",
+        "run the server daemon (SuperLink + the federated SSL run)",
+    ),
     "client": ("client.edge", "run an edge client (SuperNode) on a device"),
 }
-
-# Flower must never phone home nor pip/uv-install anything at run time.
-SAFE_ENV = {
-    "FLWR_TELEMETRY_ENABLED": "0",
-    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-}
-
-
-# Flower's SuperExec checks for new ClientApp/ServerApp work every second by default;
-# each SecAgg+ round has four such hand-offs per device, so a 0.2 s check saves
-# about 3 s per round at the cost of a cheap local poll. A user's own value wins.
-FAST_POLL_ENV = {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.2"}
-
-
-def daemon_env(**extra: str) -> dict[str, str]:
-    """The environment of a child the fedssl daemons start."""
-    return {**FAST_POLL_ENV, **os.environ, **SAFE_ENV, "PYTHONUNBUFFERED": "1", **extra}
-
-
-def apply_safe_env() -> None:
-    """Forced, not defaulted: a stray value in the user's shell must not turn them on."""
-    os.environ.update(SAFE_ENV)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,9 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
-        return 2
+        return EXIT_BAD_INPUT
     module = importlib.import_module(args._module)
-    return int(module.run(args))
+    try:
+        return int(module.run(args))
+    except FedsslError as exc:  # written for the user: the message, no traceback
+        text = in_user_terms(exc, args) if isinstance(exc, ConfigError) else str(exc)
+        print(f"fedssl {args.command}: error: {text}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

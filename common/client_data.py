@@ -59,10 +59,6 @@ def client_indices(cfg: RunConfig) -> list[np.ndarray]:
     return list(_client_index_lists(cfg))
 
 
-def num_clients(cfg: RunConfig) -> int:
-    return len(_client_index_lists(cfg))
-
-
 def client_inputs(cfg: RunConfig, partition_id: int) -> np.ndarray:
     """The unlabeled inputs of one simulated client."""
     parts = _client_index_lists(cfg)

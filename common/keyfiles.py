@@ -5,8 +5,10 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from common.errors import BadInputError
 
-class KeyFileError(PermissionError):
+
+class KeyFileError(BadInputError, PermissionError):
     """A private key file is missing or readable by group or others."""
 
 

@@ -6,7 +6,6 @@ centralized baselines all call this, so the training they do is the same.
 
 from __future__ import annotations
 
-import io
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -17,9 +16,10 @@ import torch
 from torch import nn
 
 from common.augment.factory import make_augment
+from common.client_state import ClientState, pack_state, unpack_state
 from common.config import RunConfig
 from common.data.errors import DataError
-from common.fedalgo.base import FedAlgorithm, Weights
+from common.fedalgo.base import FedAlgorithm
 from common.fedalgo.registry import build_fed_algorithm
 from common.models.registry import build_encoder, default_arch_for
 from common.privacy.clipping import clip_l2, l2_norm
@@ -103,50 +103,6 @@ def encoder_from_arrays(
     return encoder.eval(), arch, hparams
 
 
-@dataclass
-class ClientState:
-    """What a client keeps between its rounds (one blob in ``context.state`` / on disk)."""
-
-    local: Weights  # the weights never sent: BYOL target and counters, local predictors
-    optimizer: dict[str, Any]  # optimizer moments
-    shared: Weights | None  # its shared weights after training, when the algorithm needs them
-    algorithm: dict[str, float]  # the algorithm's own scalars (FedEMA's scaler)
-
-
-def _pack_state(method: SSLMethod, optimizer: torch.optim.Optimizer, algo: FedAlgorithm) -> bytes:
-    full = method.state_dict()
-    shared = algo.shared_keys(method)
-    payload = {
-        "local": {k: full[k].detach().cpu() for k in algo.local_keys(method)},
-        "optimizer": optimizer.state_dict(),
-        "fed-algorithm": algo.name,
-        "shared": (
-            {k: full[k].detach().cpu().clone() for k in shared}
-            if algo.keeps_local_weights
-            else None
-        ),
-        "algorithm": algo.state_dict(),
-    }
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    return buf.getvalue()
-
-
-def _unpack_state(blob: bytes, algo: FedAlgorithm) -> ClientState | None:
-    """The saved state, or None when it was written under another fed-algorithm: its
-    shared/local split and its extra state mean something else, so the client starts
-    afresh, as at its first participation."""
-    payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    if payload.get("fed-algorithm", "fedavg") != algo.name:
-        return None
-    return ClientState(
-        local=payload["local"],
-        optimizer=payload["optimizer"],
-        shared=payload.get("shared"),
-        algorithm=payload.get("algorithm") or {},
-    )
-
-
 def client_seed(seed: int, server_round: int, partition_id: int) -> int:
     return zlib.crc32(f"{seed}/{server_round}/{partition_id}".encode()) & 0x7FFFFFFF
 
@@ -162,21 +118,81 @@ def run_local_round(
 ) -> LocalRoundResult:
     """Train ``cfg.local_epochs`` on ``x`` from the global weights; return the delta.
 
-    Raises FloatingPointError when the delta is not finite: such an update must not
-    leave the device (a NaN would poison the secure sum for everyone).
+    Raises FloatingPointError when the data or the delta is not finite: such an update
+    must not leave the device (a NaN would poison the secure sum for everyone).
     """
     t0 = time.perf_counter()
+    who = f"client {partition_id}, round {server_round}"
+    _check_finite_inputs(x, who)
+    device = resolve_device(cfg.device)
+    start = _start(cfg, x, global_arrays, state, partition_id, device)
+    lr = cfg.round_learning_rate(server_round)
+    for group in start.optimizer.param_groups:
+        group["lr"] = lr
+    start.method.on_global_update()
+    augment = make_augment("sensor" if x.ndim == 3 else "image").to(device)
+    result = train_epochs(
+        start.method,
+        x,
+        augment,
+        epochs=cfg.local_epochs,
+        batch_size=cfg.batch_size,
+        optimizer=start.optimizer,
+        device=device,
+        seed=client_seed(cfg.seed, server_round, partition_id),
+    )
+    delta = _finite_delta(start, global_arrays, who)
+    delta_norm = l2_norm(delta)
+    delta, metrics = _declared_metrics(cfg, delta, len(x), result.loss)
+    local = {
+        "first-loss": result.first_loss,
+        "steps": result.steps,
+        "learning-rate": lr,
+        "delta-norm": delta_norm,  # before DP clipping
+        "seconds": time.perf_counter() - t0,
+        **start.fed_info,
+    }
+    if state is not None and start.saved is None:
+        local["state-discarded"] = 1  # saved under another fed-algorithm
+    blob = pack_state(start.method.cpu(), start.optimizer, start.algo)
+    return LocalRoundResult(delta, len(x), metrics, blob, local_metrics=local)
+
+
+def _check_finite_inputs(x: np.ndarray, who: str) -> None:
     bad_inputs = int(x.size - np.isfinite(x).sum())
     if bad_inputs:
         raise FloatingPointError(
-            f"client {partition_id}, round {server_round}: local data has {bad_inputs} "
-            "non-finite values; nothing trained or sent"
+            f"{who}: local data has {bad_inputs} non-finite values; nothing trained or sent"
         )
-    device = resolve_device(cfg.device)
+
+
+@dataclass
+class _Start:
+    """The model a round trains: the method at its start weights, its optimizer."""
+
+    method: SSLMethod
+    algo: FedAlgorithm
+    keys: list[str]
+    optimizer: torch.optim.Optimizer
+    saved: ClientState | None
+    fed_info: dict[str, float]
+
+
+def _start(
+    cfg: RunConfig,
+    x: np.ndarray,
+    global_arrays: list[np.ndarray],
+    state: bytes | None,
+    partition_id: int,
+    device: torch.device,
+) -> _Start:
+    """Where this round starts: the algorithm merges the global weights with what the
+    client kept (FedAvg: the global weights; FedEMA: a blend with its own; FedU: the
+    global encoder with a local predictor), and the client's local state is restored."""
     method, _, _ = build_model(cfg, tuple(x.shape[1:]))
     algo = fed_algorithm(cfg)
     keys = algo.shared_keys(method)
-    saved = _unpack_state(state, algo) if state is not None else None
+    saved = unpack_state(state, algo) if state is not None else None
     if saved is not None:
         algo.load_state_dict(saved.algorithm)
     try:
@@ -186,8 +202,6 @@ def run_local_round(
             f"client {partition_id}: local samples of shape {tuple(x.shape[1:])} do not fit the "
             f"global encoder ({exc}); the device's data must match the run's data set"
         ) from None
-    # The algorithm decides where this round starts: the global weights (FedAvg), a blend
-    # with the client's own (FedEMA), or the global encoder with a local predictor (FedU).
     start, fed_info = algo.merge(global_weights, saved.shared if saved is not None else None)
     method.load_state_dict(start, strict=False)
     method.to(device)
@@ -197,36 +211,26 @@ def run_local_round(
         optimizer.load_state_dict(saved.optimizer)
     else:
         method.init_local_state()
-    lr = cfg.round_learning_rate(server_round)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    method.on_global_update()
-    augment = make_augment("sensor" if x.ndim == 3 else "image").to(device)
-    result = train_epochs(
-        method,
-        x,
-        augment,
-        epochs=cfg.local_epochs,
-        batch_size=cfg.batch_size,
-        optimizer=optimizer,
-        device=device,
-        seed=client_seed(cfg.seed, server_round, partition_id),
-    )
-    new = state_to_arrays(method.state_dict(), keys)
+    return _Start(method, algo, keys, optimizer, saved, fed_info)
+
+
+def _finite_delta(start: _Start, global_arrays: list[np.ndarray], who: str) -> list[np.ndarray]:
+    new = state_to_arrays(start.method.state_dict(), start.keys)
     delta = [
         n - g.astype(np.float32).reshape(n.shape) for n, g in zip(new, global_arrays, strict=True)
     ]
-    finite = all(np.isfinite(d).all() for d in delta)
-    if not finite:
+    if not all(np.isfinite(d).all() for d in delta):
         bad = sum(int((~np.isfinite(d)).sum()) for d in delta)
-        raise FloatingPointError(
-            f"client {partition_id}, round {server_round}: update has {bad} non-finite values; "
-            "not sent"
-        )
-    delta_norm = l2_norm(delta)
-    # Only these scalars travel in clear beside the masked delta (with num_examples);
-    # the rest stays in the device's own log.
-    metrics: dict[str, float | int] = {"train-loss": result.loss}
+        raise FloatingPointError(f"{who}: update has {bad} non-finite values; not sent")
+    return delta
+
+
+def _declared_metrics(
+    cfg: RunConfig, delta: list[np.ndarray], n: int, loss: float
+) -> tuple[list[np.ndarray], dict[str, float | int]]:
+    """DP clipping of the delta, and the only scalars that travel in clear beside it
+    (with num_examples); everything else stays in the device's own log."""
+    metrics: dict[str, float | int] = {"train-loss": loss}
     if cfg.dp_clipping:
         # Central DP (DP-FedAvg): bound this client's influence on the sum to L2 norm C
         # before the update leaves the device; the server's noise is calibrated to C.
@@ -235,20 +239,8 @@ def run_local_round(
     if cfg.secure_aggregation:
         # SecAgg+ clips silently at ±clipping-range after scaling by n / max-weight
         # (by 1 under DP clipping: every client then counts as max-weight).
-        ratio = len(x) / cfg.max_weight if cfg.max_weight > 0 and not cfg.dp_clipping else 1.0
+        ratio = n / cfg.max_weight if cfg.max_weight > 0 and not cfg.dp_clipping else 1.0
         metrics["clipped-values"] = sum(
             int((np.abs(d) * ratio > cfg.clipping_range).sum()) for d in delta
         )
-    local = {
-        "first-loss": result.first_loss,
-        "steps": result.steps,
-        "learning-rate": lr,
-        "delta-norm": delta_norm,  # before DP clipping
-        "seconds": time.perf_counter() - t0,
-        **fed_info,
-    }
-    if state is not None and saved is None:
-        local["state-discarded"] = 1  # saved under another fed-algorithm
-    return LocalRoundResult(
-        delta, len(x), metrics, _pack_state(method.cpu(), optimizer, algo), local_metrics=local
-    )
+    return delta, metrics

@@ -1,11 +1,41 @@
-"""Names fedssl's ServerApp and ClientApp agree on inside Flower messages (defined once)."""
+"""What fedssl's ServerApp and ClientApp agree on inside Flower messages (defined once)."""
 
 from __future__ import annotations
 
-# The training instruction's config carries the round number under this key.
+import hashlib
+from dataclasses import fields
+from typing import Any
+
+from common.config import RunConfig, Scalar, _key, run_option
+
+# The training instruction's config carries the round number under this key, and the
+# run's key (which names the device's state file; not the server's paths) under RUN_KEY.
 ROUND_KEY = "server-round"
+RUN_KEY = "run-key"
 # A query message with this record tells a device that its run has ended.
 RUN_END_RECORD = "fedssl-run-end"
 # What a device's ClientApp writes into its state dir when told so; ``fedssl client``
 # watches for it and exits.
 RUN_END_FILE = "run-ended.json"
+
+CLIENT_KEYS = tuple(_key(f.name) for f in fields(RunConfig) if run_option(f).client)
+
+
+def run_key(cfg: RunConfig) -> str:
+    """A run's identity for its devices: a digest of its output folder, stable across a
+    resume, revealing nothing of the server's file system."""
+    return hashlib.sha256(cfg.out_dir.encode()).hexdigest()[:16]
+
+
+def training_config(cfg: RunConfig) -> dict[str, Scalar]:
+    """The keys a client trains with (declared ``client=True``) and the run's key."""
+    flat = cfg.to_flat()
+    return {**{k: flat[k] for k in CLIENT_KEYS}, RUN_KEY: run_key(cfg)}
+
+
+def read_training_config(flat: dict[str, Any]) -> tuple[RunConfig, int, str]:
+    """The client's side, parsed once: (config, round, run key)."""
+    flat = dict(flat)
+    server_round = int(flat.pop(ROUND_KEY))
+    key = str(flat.pop(RUN_KEY, ""))
+    return RunConfig.from_flat(flat), server_round, key

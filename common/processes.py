@@ -11,6 +11,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 
 LineHook = Callable[[str], None]
 PR_SET_PDEATHSIG = 1
@@ -177,3 +178,19 @@ class TaskProcesses:
             if secret is not None:
                 secret.unlink(missing_ok=True)
         self._running = []
+
+
+class StopFlag:
+    """Set by SIGTERM / SIGINT; a daemon's main loop polls it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal_name = ""
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()

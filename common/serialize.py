@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from common.atomic import atomic_write_bytes
+from common.errors import BadInputError
 from common.models.registry import build_encoder
 
 FORMAT = "fedssl-encoder/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BadInputError):
     """An encoder or checkpoint file is missing, truncated, corrupt or of another format."""
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+from common.processes import ANSI_COLOUR
+
 EXCEPTION_LINE = re.compile(r"^\s*[A-Za-z_.]*(?:Error|Exception|Fault)[A-Za-z_]*: \S")
 LIMIT = 300
 
@@ -18,7 +19,7 @@ def describe_failure(text: str) -> str:
     """The most specific one-line reason found in a failure's text."""
     lines = [
         line.strip()
-        for line in ANSI.sub("", text).replace("\\n", "\n").replace("\\'", "'").splitlines()
+        for line in ANSI_COLOUR.sub("", text).replace("\\n", "\n").replace("\\'", "'").splitlines()
         if line.strip()
     ]
     found = [line.rsplit("Message: ", 1)[1] for line in lines if "Message: " in line]

@@ -102,6 +102,28 @@ def _enough_clients(context: LegacyContext, needed: int, timeout: float) -> int:
     return manager.num_available()
 
 
+# Up to this many clients, each arrival gets its own line; beyond, one line per poll.
+PER_CLIENT_LINES = 20
+
+
+def _log_arrivals(seen: set[str], now: set[str], needed: int) -> None:
+    """Who connected or left since the last poll, each with the count at that moment."""
+    arrived, left = sorted(now - seen), sorted(seen - now)
+    if needed > PER_CLIENT_LINES:
+        if arrived or left:
+            log.info(
+                "clients connected: %d/%d (+%d, -%d)", len(now), needed, len(arrived), len(left)
+            )
+        return
+    count = len(seen)
+    for cid in left:
+        count -= 1
+        log.info("client left: node %s (%d/%d)", cid, count, needed)
+    for cid in arrived:
+        count += 1
+        log.info("client connected: node %s (%d/%d)", cid, count, needed)
+
+
 def _wait_for_clients(context: LegacyContext, needed: int, timeout: float = 3600.0) -> None:
     """Block until ``needed`` nodes are connected, logging each arrival and departure."""
     manager = context.client_manager
@@ -110,10 +132,7 @@ def _wait_for_clients(context: LegacyContext, needed: int, timeout: float = 3600
     deadline = time.monotonic() + timeout
     while True:
         now = set(manager.all())
-        for cid in sorted(now - seen):
-            log.info("client connected: node %s (%d/%d)", cid, len(now), needed)
-        for cid in sorted(seen - now):
-            log.info("client left: node %s (%d/%d)", cid, len(now), needed)
+        _log_arrivals(seen, now, needed)
         seen = now
         if len(now) >= needed:
             return

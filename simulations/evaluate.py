@@ -12,16 +12,16 @@ import argparse
 import json
 import logging
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-EXIT_BAD_INPUT = 2
+from common.errors import EXIT_OK, BadInputError
+
 _T = TypeVar("_T")
 
 
-class UsageError(ValueError):
+class UsageError(BadInputError):
     """An option value that cannot be used; the message names the option."""
 
 
@@ -111,62 +111,36 @@ def parse_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _error(msg: str) -> int:
-    print(f"fedssl evaluate: error: {msg}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
 def run(args: argparse.Namespace) -> int:
-    from common.data.errors import DataError
+    """Check the options, load the encoder and the data, evaluate, print and save; bad
+    input rises as a BadInputError naming it (exit 2)."""
     from common.data.registry import load_dataset
     from common.eval.protocol import evaluation_split
     from common.eval.suite import EvaluationError, check_protocols, evaluate_encoder
-    from common.local_round import resolve_device
     from common.logs import setup_logging
-    from common.serialize import CheckpointError, atomic_write_bytes, load_encoder
 
     setup_logging()
-    log = logging.getLogger("fedssl")
-    try:
-        opts = parse_options(args)
-        check_protocols(opts["protocols"], opts["fractions"])
-        device = resolve_device(args.device)
-    except (UsageError, EvaluationError) as exc:
-        return _error(str(exc))
-    except RuntimeError as exc:  # CUDA asked for but missing
-        return _error(f"--device {args.device!r}: {exc}")
+    opts = parse_options(args)
+    check_protocols(opts["protocols"], opts["fractions"])
+    device = _device(args.device)
     path = Path(args.encoder).expanduser()
+    encoder = _load_encoder(path, device)
+    ds = load_dataset(args.dataset)
+    split = evaluation_split(ds, args.split_seed)
+    logging.getLogger("fedssl").info(
+        "evaluate: %s on %s (%d probe-train, %d probe-test samples)",
+        path,
+        args.dataset,
+        len(split.probe_train),
+        len(split.probe_test),
+    )
     try:
-        encoder = load_encoder(path, device)
-    except CheckpointError as exc:
-        return _error(str(exc))
-    except (ValueError, RuntimeError, TypeError, KeyError) as exc:
-        return _error(f"{path}: cannot rebuild the encoder ({exc.__class__.__name__}: {exc})")
-    try:
-        ds = load_dataset(args.dataset)
-        split = evaluation_split(ds, args.split_seed)
-        log.info(
-            "evaluate: %s on %s (%d probe-train, %d probe-test samples)",
-            path,
-            args.dataset,
-            len(split.probe_train),
-            len(split.probe_test),
-        )
         result = evaluate_encoder(
-            encoder,
-            ds,
-            split,
-            opts["protocols"],
-            opts["fractions"],
-            opts["seeds"],
-            device,
-            opts["knn_k"],
-            opts["knn_temperature"],
-        )
-    except DataError as exc:
-        return _error(str(exc))
+            encoder, ds, split, opts["protocols"], opts["fractions"], opts["seeds"], device,
+            opts["knn_k"], opts["knn_temperature"],
+        )  # fmt: skip
     except EvaluationError as exc:
-        return _error(f"{path} on {args.dataset}: {exc}")
+        raise EvaluationError(f"{path} on {args.dataset}: {exc}") from None
     result = {
         "encoder": str(path.resolve()),
         "encoder_class": type(encoder).__name__,
@@ -176,12 +150,40 @@ def run(args: argparse.Namespace) -> int:
     }
     print_table(result)
     if opts["out"] is not None:
-        try:
-            atomic_write_bytes(opts["out"], (json.dumps(result, indent=2) + "\n").encode())
-        except OSError as exc:
-            return _error(f"--out {opts['out']}: cannot write ({exc.strerror or exc})")
-        print(f"  results: {opts['out']}", flush=True)
-    return 0
+        _save(opts["out"], result)
+    return EXIT_OK
+
+
+def _device(name: str) -> Any:
+    from common.local_round import resolve_device
+
+    try:
+        return resolve_device(name)
+    except RuntimeError as exc:  # CUDA asked for but missing
+        raise UsageError(f"--device {name!r}: {exc}") from None
+
+
+def _load_encoder(path: Path, device: Any) -> Any:
+    from common.serialize import CheckpointError, load_encoder
+
+    try:
+        return load_encoder(path, device)
+    except CheckpointError:
+        raise
+    except (ValueError, RuntimeError, TypeError, KeyError) as exc:
+        raise UsageError(
+            f"{path}: cannot rebuild the encoder ({exc.__class__.__name__}: {exc})"
+        ) from None
+
+
+def _save(out: Path, result: dict[str, Any]) -> None:
+    from common.atomic import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    print(f"  results: {out}", flush=True)
 
 
 def _pct(mean: float, std: float | None = None) -> str:

@@ -1,4 +1,4 @@
-"""On-device runtime: embed each window, personalize, decide, watch for drift (DESIGN.md §7).
+"""On-device runtime: embed each window, personalize, decide, watch for drift (docs/architecture.md, "The device loop").
 
 The pieces are small and independent, so a device loop composes them itself::
 
@@ -27,13 +27,13 @@ Modules: ``encoders`` (Embedder, load_embedder), ``manifest`` (the export sideca
 (LinUCB, LinearThompson, RandomPolicy), ``drift`` (DriftDetector); composed by
 ``device_loop`` (DeviceRuntime), ``stream`` (run_stream), ``adaptation`` (pretext-loss
 adaptation on a copy of the encoder), ``replay`` (bounded buffer) and ``raw``
-(raw-feature baseline); ``fedssl device`` (client/device_cli.py) drives them. Each raises its own
+(raw-feature baseline); ``fedssl device`` (simulations/device_replay/cli.py) drives them. Each raises its own
 ``ValueError`` subclass naming the bad input (EmbedError, HeadError, BanditError, ...).
-Latencies: ``python -m simulations.bench_runtime``.
+Latencies: ``python -m simulations.bench.runtime``.
 
 Decisions run on one core: the embedders use one thread and the fits limit BLAS to
 one; a device should also run its loop under ``threadpoolctl.threadpool_limits(1)``
-(or ``OPENBLAS_NUM_THREADS=1``), as ``simulations/bench_runtime.py`` does.
+(or ``OPENBLAS_NUM_THREADS=1``), as ``simulations/bench/runtime.py`` does.
 
 Importing this package imports nothing heavy; torch is imported only by the torch
 embedders, so an ONNX-only device needs numpy and onnxruntime (and scikit-learn to

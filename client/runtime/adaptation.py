@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 
 from client.runtime.encoders import Embedder, OnnxEmbedder, TorchEmbedder
+from common.errors import BadInputError
 
 EVAL_WINDOWS = 256  # windows the before/after pretext loss is measured on
 
 
-class AdaptError(ValueError):
+class AdaptError(BadInputError):
     """An adaptation setting or buffer the adaptation cannot use."""
 
 
@@ -112,10 +113,10 @@ def adapt_encoder(encoder: Any, windows: np.ndarray, cfg: AdaptConfig) -> AdaptO
     from common.augment.factory import augment_kind_for, make_augment
     from common.config import RunConfig
     from common.ssl.registry import METHODS, build_method
+    from common.threads import set_torch_threads
     from common.train import make_optimizer, train_epochs
 
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+    set_torch_threads(1)
 
     x = np.ascontiguousarray(windows, dtype=np.float32)
     if x.ndim not in (3, 4) or len(x) < 2:

@@ -1,4 +1,4 @@
-"""Contextual bandits over embeddings: the device's real-time decisions (DESIGN.md §7).
+"""Contextual bandits over embeddings: the device's real-time decisions (docs/architecture.md, "The device loop").
 
 Every policy has the same two calls, one decision per window::
 
@@ -22,7 +22,7 @@ context. Every ``refresh_every`` updates of an action its inverse is recomputed
 exactly, so rounding errors cannot build up over a long stream. With
 ``fit_intercept`` (default) a constant 1 is appended to the context, so each action
 learns its base rate. Contexts are float64; at d = 32 a step takes about 20 us
-(``simulations/bench_runtime.py``).
+(``simulations/bench/runtime.py``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from typing import Protocol
 
 import numpy as np
 
+from common.errors import BadInputError
 
-class BanditError(ValueError):
+
+class BanditError(BadInputError):
     """A context, action or reward the policy cannot use (shape, range, NaN)."""
 
 

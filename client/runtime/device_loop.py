@@ -1,4 +1,4 @@
-"""``DeviceRuntime``: the global encoder driving one device's real-time decisions (DESIGN.md §7).
+"""``DeviceRuntime``: the global encoder driving one device's real-time decisions (docs/architecture.md, "The device loop").
 
 One object composes the runtime pieces (embedder, head, projection, bandit, drift
 detector) into the loop a device runs, one window at a time::

@@ -50,8 +50,10 @@ from statistics import NormalDist
 
 import numpy as np
 
+from common.errors import BadInputError
 
-class DriftError(ValueError):
+
+class DriftError(BadInputError):
     """A reference or embedding the detector cannot use (shape, NaN, too few windows)."""
 
 

@@ -29,6 +29,8 @@ from client.runtime.manifest import (
     manifest_path,
     read_manifest,
 )
+from common.errors import BadInputError
+from common.threads import set_torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 CHUNK = 512
 
 
-class EmbedError(ValueError):
+class EmbedError(BadInputError):
     """An input the encoder cannot embed (wrong shape, NaN/Inf), or a file it cannot load."""
 
 
@@ -154,13 +156,6 @@ class OnnxEmbedder:
         return np.concatenate(parts)
 
 
-def _set_torch_threads(threads: int | None) -> None:
-    import torch
-
-    if threads is not None and torch.get_num_threads() != threads:
-        torch.set_num_threads(int(threads))
-
-
 def _torchscript(
     path: Path,
     manifest: ExportManifest | None,
@@ -169,7 +164,7 @@ def _torchscript(
 ) -> Any:
     import torch
 
-    _set_torch_threads(threads)
+    set_torch_threads(threads)
     if manifest is None and input_shape is None:
         raise EmbedError(
             f"{path}: a TorchScript export needs its manifest {manifest_path(path).name} "
@@ -193,7 +188,7 @@ def _torchscript(
 def _eager(path: Path, input_shape: tuple[int, ...] | None, threads: int | None) -> Any:
     from common.serialize import CheckpointError, load_encoder, read_encoder_file
 
-    _set_torch_threads(threads)
+    set_torch_threads(threads)
     try:
         encoder = load_encoder(path)
         payload = read_encoder_file(path)

@@ -15,8 +15,10 @@ import warnings
 
 import numpy as np
 
+from common.errors import BadInputError
 
-class HeadError(ValueError):
+
+class HeadError(BadInputError):
     """Labels or embeddings the head cannot fit or score (shape, NaN, too few classes)."""
 
 
@@ -34,7 +36,7 @@ def _check_z(z: np.ndarray, dim: int | None = None) -> np.ndarray:
 
 
 class PersonalHead:
-    """``fit(z, y)`` on a few labeled embeddings, then ``predict`` / ``predict_proba``.
+    """``fit(z, y)`` on a few labeled embeddings, then ``predict`` (or ``decision_function`` for the logits).
 
     ``c`` is the inverse L2 strength (scikit-learn's C); labels may be any integers
     and come back as given (``classes_``).
@@ -88,14 +90,6 @@ class PersonalHead:
         if self.classes_ is None:
             raise HeadError("the head is not fitted; call fit(z, y) first")
         result: np.ndarray = _check_z(z, self.dim) @ self._coef + self._bias
-        return result
-
-    def predict_proba(self, z: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, K), columns in the order of ``classes_``."""
-        logits = self.decision_function(z)
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        result: np.ndarray = p / p.sum(axis=1, keepdims=True)
         return result
 
     def predict(self, z: np.ndarray) -> np.ndarray:

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_write_bytes
+from common.errors import BadInputError
 
 FORMAT = "fedssl-export/1"
 RUNTIMES = ("torchscript", "onnx")
 
 
-class ManifestError(ValueError):
+class ManifestError(BadInputError):
     """A sidecar is missing, unreadable or not a fedssl export manifest."""
 
 

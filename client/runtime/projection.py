@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.errors import BadInputError
 
-class ProjectionError(ValueError):
+
+class ProjectionError(BadInputError):
     """Embeddings of the wrong width, NaN/Inf, or too few to fit the projection."""
 
 

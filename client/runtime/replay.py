@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import BadInputError
 
-class ReplayError(ValueError):
+
+class ReplayError(BadInputError):
     """A capacity or an entry the buffer cannot hold."""
 
 

@@ -7,12 +7,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from client.runtime.adaptation import AdaptConfig
+from common.errors import BadInputError
 
 POLICIES = ("linucb", "thompson", "random")
 ON_DRIFT = ("adapt", "refit", "none")
 
 
-class DeviceError(ValueError):
+class DeviceError(BadInputError):
     """A configuration, label, window or call order the device runtime cannot use."""
 
 

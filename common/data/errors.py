@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import BadInputError
 
-class DataError(ValueError):
+
+class DataError(BadInputError):
     """Bad input data; message names the source (file/dataset) and the problem.
 
     Subclasses ValueError so generic callers still catch it, while the CLI can show the message

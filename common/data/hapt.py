@@ -179,7 +179,7 @@ def load_hapt(window: int = 128, overlap: float = 0.5, path: str | None = None) 
     Windows start every `window - round(window * overlap)` samples inside each recording, never
     across recordings, ordered by user, then recording, then time. Label rule: a window keeps
     the label only if all its samples share one label; windows that straddle a label change
-    are dropped (this is what gives the ~13,900 windows / ~3,600 unlabeled of DESIGN.md §3).
+    are dropped (this is what gives the ~13,900 windows / ~3,600 unlabeled of docs/architecture.md §3).
     Unlabeled samples stay in as y = -1; y = HAPT label - 1 (0..5 basic, 6..11 transitions);
     client = user id 1..30. Parsing is cached per process; each call returns fresh copies.
     """

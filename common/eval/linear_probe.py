@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -11,6 +12,10 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:
+    from common.data.dataset import Dataset
+    from common.eval.protocol import EvalSplit
 
 
 def linear_probe(
@@ -46,3 +51,15 @@ def linear_probe(
         "train_samples": int(len(train_x)),
         "test_samples": int(len(test_x)),
     }
+
+
+def probe_encoder(encoder: Any, ds: Dataset, split: EvalSplit, *, seed: int = 0) -> dict[str, Any]:
+    """Embed the probe-train and probe-test samples of ``split`` with a frozen encoder and
+    run the linear probe; an encoder that yields non-finite features gets an ``error``."""
+    from common.eval.embed import embed
+
+    ftr = embed(encoder, ds.x[split.probe_train])
+    fte = embed(encoder, ds.x[split.probe_test])
+    if not (np.isfinite(ftr).all() and np.isfinite(fte).all()):
+        return {"error": "encoder produced non-finite features"}
+    return dict(linear_probe(ftr, ds.y[split.probe_train], fte, ds.y[split.probe_test], seed=seed))

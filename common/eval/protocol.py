@@ -2,7 +2,7 @@
 
 The federated encoder is judged on data that neither pretraining nor the probe's
 training ever saw: for HAPT, the windows of unseen users (train users 1-21, test
-users 22-30, the 6 basic activities, DESIGN.md §3).
+users 22-30, the 6 basic activities, docs/architecture.md §3).
 """
 
 from __future__ import annotations

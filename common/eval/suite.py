@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from common.data.dataset import Dataset
+from common.errors import BadInputError
 from common.eval.embed import embed
 from common.eval.few_label import few_label_probe
 from common.eval.knn import DEFAULT_K, DEFAULT_TEMPERATURE, knn_probe
@@ -28,7 +29,7 @@ DEFAULT_FRACTIONS = (0.01, 0.05, 0.1)
 DEFAULT_SEEDS = (0, 1, 2)
 
 
-class EvaluationError(ValueError):
+class EvaluationError(BadInputError):
     """The encoder, the data or the options cannot be evaluated; the message says why."""
 
 

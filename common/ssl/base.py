@@ -57,18 +57,3 @@ class SSLMethod(nn.Module):
         Local state must then start from the global model, not from this client's own random
         initialisation (BYOL: the target starts as a copy of the global online network).
         """
-
-    def _is_shared(self, key: str, value: Any) -> bool:
-        return key.split(".", 1)[0] in self.shared_modules and value.is_floating_point()
-
-    def shared_state_keys(self) -> list[str]:
-        """State-dict keys sent to the server, in state-dict (registration) order.
-
-        Floating-point tensors of the shared modules only, so the order is stable across
-        clients with the same configuration and the payload can be flattened by position.
-        """
-        return [k for k, v in self.state_dict().items() if self._is_shared(k, v)]
-
-    def local_state_keys(self) -> list[str]:
-        """Every other state-dict key: what a client must keep between rounds."""
-        return [k for k, v in self.state_dict().items() if not self._is_shared(k, v)]

@@ -14,8 +14,8 @@ from bare_superlink import ENV, BareSuperLink
 from foreign_app import markers, write_foreign_app
 
 from common.app_signing import APP_SIGNATURE_KEY
-from server.app_bundle import build_fab, sign_app
-from server.certs import make_certs
+from server.deployment.app_bundle import build_fab, sign_app
+from server.deployment.certs import make_certs
 
 
 def _wait_for(path: Path, timeout: float, what: str, log: Path) -> None:

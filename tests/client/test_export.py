@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import client.export as export
 from client.export import ExportError, ParityError, check_parity, export_encoder, resolve_format
 from client.runtime.encoders import load_embedder
 from client.runtime.manifest import manifest_path, read_manifest
+from common.cli import main
 from common.data.registry import load_dataset
 from common.models.registry import build_encoder, default_arch_for
 from common.serialize import load_encoder, save_encoder
@@ -132,9 +132,8 @@ def test_parity_failure_writes_nothing_and_keeps_an_earlier_export(
 
 
 def _run(*argv: str) -> int:
-    p = argparse.ArgumentParser()
-    export.add_arguments(p)
-    return export.run(p.parse_args(list(argv)))
+    """``fedssl export ...`` through the CLI: its exit code, errors on stderr."""
+    return main(["export", *argv])
 
 
 def test_command_exports_and_checks_on_given_data(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from client.faults import parse_faults, should_fail
+from client.mods.faults import parse_faults, should_fail
 
 
 def test_parse_and_match(monkeypatch: pytest.MonkeyPatch) -> None:

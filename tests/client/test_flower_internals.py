@@ -51,7 +51,7 @@ def test_executor_protocol_has_the_methods_fedssl_implements() -> None:
     from flwr.supercore.superexec.executor import Executor
 
     from client.superexec import CheckedClientAppExecutor
-    from server.superexec import TokenFileExecutor
+    from server.deployment.superexec import TokenFileExecutor
 
     wanted = {n for n in dir(Executor) if not n.startswith("_")}
     assert wanted <= {"get_eligible_capacity", "wait_for_capacity", "launch", "reconcile", "close"}

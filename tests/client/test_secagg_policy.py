@@ -6,7 +6,7 @@ import pytest
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.app.message_type import MessageType
 
-from client.secagg import PlainUpdateRefused, optional_secaggplus_mod
+from client.mods.secagg import PlainUpdateRefused, optional_secaggplus_mod
 
 
 @pytest.fixture(autouse=True)

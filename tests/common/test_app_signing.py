@@ -18,8 +18,8 @@ from common.app_signing import (
     sign_fab,
     verify_fab,
 )
-from server.app_bundle import sign_app
-from server.certs import make_certs
+from server.deployment.app_bundle import sign_app
+from server.deployment.certs import make_certs
 
 FAB = b"PK\x03\x04 a zipped app bundle " + bytes(range(256)) * 40
 

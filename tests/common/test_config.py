@@ -12,6 +12,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from common.config import ConfigError, RunConfig
+from common.config_checks import check_names, check_secagg_cohort
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,8 +68,8 @@ def test_bad_values_name_the_key(flat: dict, key: str) -> None:
 )
 def test_unknown_names_are_refused(change: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
-        RunConfig(**change).check_names()
-    RunConfig(partition="dirichlet:0.5", dataset="npz:/x.npz").check_names()
+        check_names(RunConfig(**change))
+    check_names(RunConfig(partition="dirichlet:0.5", dataset="npz:/x.npz"))
 
 
 def test_strings_from_a_cli_are_coerced() -> None:
@@ -78,17 +79,17 @@ def test_strings_from_a_cli_are_coerced() -> None:
 
 def test_too_many_clients_for_the_modulus_is_refused() -> None:
     cfg = RunConfig(quantization_range=2**22, modulus_range=2**32)
-    cfg.validate_for_clients(1024)
+    check_secagg_cohort(cfg, 1024)
     with pytest.raises(ConfigError, match="wrap"):
-        cfg.validate_for_clients(1025)
+        check_secagg_cohort(cfg, 1025)
 
 
 def test_secagg_needs_three_clients_and_enough_neighbours() -> None:
     with pytest.raises(ConfigError, match="at least 3"):
-        RunConfig().validate_for_clients(2)
+        check_secagg_cohort(RunConfig(), 2)
     with pytest.raises(ConfigError, match="num-shares"):
-        RunConfig(num_shares=7).validate_for_clients(5)
-    RunConfig(secure_aggregation=False).validate_for_clients(1)
+        check_secagg_cohort(RunConfig(num_shares=7), 5)
+    check_secagg_cohort(RunConfig(secure_aggregation=False), 1)
 
 
 @pytest.mark.parametrize("n", [3, 4, 5, 10, 21, 100, 1000])

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from simulations import bench_load
-from simulations.bench_load import Sample, per_round
-from simulations.growth import fd_growth, fit_growth
+from simulations.bench import load as bench_load
+from simulations.bench.growth import fd_growth, fit_growth
+from simulations.bench.load import Sample, per_round
 
 # ---- the growth verdict on synthetic series (fast) ----
 

@@ -40,7 +40,7 @@ def test_regret_grows_far_slower_than_random(make: object, seed: int) -> None:
 
 
 def test_supervised_to_bandit_conversion_is_learned() -> None:
-    """Reward 1 when the action is the true class (DESIGN.md §7): the policy learns to classify."""
+    """Reward 1 when the action is the true class (docs/architecture.md, "The device loop"): the policy learns to classify."""
     rng = np.random.default_rng(3)
     centres = rng.standard_normal((A, D)) * 2
     policy = LinUCB(A, D, alpha=0.5)

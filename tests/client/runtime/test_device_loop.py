@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import client.runtime.device_loop as device_loop
-from client.device_streams import calibration_split, rotate_sensor
 from client.export import export_encoder
 from client.runtime.adaptation import AdaptConfig, AdaptError
 from client.runtime.device_loop import DeviceError, DeviceRuntime, RuntimeConfig
@@ -22,6 +21,7 @@ from client.runtime.encoders import EmbedError
 from client.runtime.stream import run_stream
 from common.models.registry import build_encoder, default_arch_for
 from common.serialize import load_encoder, save_encoder
+from simulations.device_replay.streams import calibration_split, rotate_sensor
 
 Stream = Callable[..., tuple[np.ndarray, np.ndarray]]
 K, SHAPE = 4, (6, 32)  # the synthetic stream of tests/client/conftest.py

@@ -28,9 +28,9 @@ def test_shapes_counts_and_labels(hapt: Dataset) -> None:
     assert hapt.x.dtype == np.float32 and hapt.x.flags["C_CONTIGUOUS"]
     assert hapt.x.ndim == 3 and hapt.x.shape[1:] == (6, 128)
     assert hapt.kind == "sensor" and hapt.input_shape == (6, 128)
-    assert 13_000 <= len(hapt) <= 15_000  # DESIGN.md: about 13,900
+    assert 13_000 <= len(hapt) <= 15_000  # docs/architecture.md: about 13,900
     unlabeled = int((hapt.y == -1).sum())
-    assert 3_000 <= unlabeled <= 4_200  # DESIGN.md: about 3,600
+    assert 3_000 <= unlabeled <= 4_200  # docs/architecture.md: about 3,600
     assert hapt.y.dtype == np.int64 and hapt.y.min() == -1 and hapt.y.max() == 11
     assert hapt.num_classes == 12 and hapt.class_names is not None
     assert hapt.class_names[0] == "WALKING" and len(hapt.class_names) == 12

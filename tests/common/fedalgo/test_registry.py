@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from common.config import ConfigError, RunConfig
+from common.config_checks import check_names
 from common.fedalgo import FED_ALGORITHMS, FedAvg, FedEMA, FedU, build_fed_algorithm
 from common.fedalgo.fedema import DEFAULT_TAU
 from common.fedalgo.fedu import DEFAULT_THRESHOLD
@@ -41,12 +42,12 @@ def test_config_keys_defaults_and_validation() -> None:
         DEFAULT_THRESHOLD,
     )
     with pytest.raises(ConfigError, match="fed-algorithm"):
-        RunConfig(fed_algorithm="fedprox").check_names()
+        check_names(RunConfig(fed_algorithm="fedprox"))
     with pytest.raises(ConfigError, match="fedema-tau"):
         RunConfig.from_flat({"fedema-tau": 0.0})
     with pytest.raises(ConfigError, match="fedu-threshold"):
         RunConfig.from_flat({"fedu-threshold": -0.1})
-    RunConfig(fed_algorithm="fedu", method="simsiam").check_names()
+    check_names(RunConfig(fed_algorithm="fedu", method="simsiam"))
 
 
 # Which submodules cross the network, per algorithm and method.

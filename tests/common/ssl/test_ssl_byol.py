@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from common.fedalgo.registry import build_fed_algorithm
 from common.models import CNN1DEncoder
 from common.ssl import BYOL
 from common.train import make_optimizer
+
+FEDAVG = build_fed_algorithm("fedavg")  # its split is the method's own
 
 
 def _byol(**hp: object) -> BYOL:
@@ -55,7 +58,7 @@ def test_cosine_tau_schedule() -> None:
 
 def test_shared_keys_exclude_predictor_and_target() -> None:
     m = _byol()
-    shared, local = m.shared_state_keys(), m.local_state_keys()
+    shared, local = FEDAVG.shared_keys(m), FEDAVG.local_keys(m)
     state = m.state_dict()
     assert shared and all(k.startswith(("encoder.", "projector.")) for k in shared)
     assert all(state[k].is_floating_point() for k in shared)
@@ -63,7 +66,7 @@ def test_shared_keys_exclude_predictor_and_target() -> None:
     assert any(k.startswith("target_encoder.") for k in local)
     assert "ema_step" in local
     assert sorted(shared + local) == sorted(state)
-    assert shared == _byol().shared_state_keys()  # stable order
+    assert shared == FEDAVG.shared_keys(_byol())  # stable order
 
 
 @pytest.mark.parametrize("mode", ["keep", "copy"])

@@ -6,9 +6,12 @@ import pytest
 import torch
 
 from common.augment import SensorAugment
+from common.fedalgo.registry import build_fed_algorithm
 from common.models import CNN1DEncoder
 from common.ssl import BYOL, METHODS, SimCLR, SimSiam, SSLMethod, build_method
 from common.train import make_optimizer
+
+FEDAVG = build_fed_algorithm("fedavg")  # its split is the method's own
 
 
 def _small_encoder() -> CNN1DEncoder:
@@ -48,9 +51,9 @@ def test_a_few_steps_lower_the_loss(name: str) -> None:
 
 def test_simclr_shares_everything() -> None:
     m = SimCLR(_small_encoder(), temperature=0.2)
-    keys = m.shared_state_keys()
+    keys = FEDAVG.shared_keys(m)
     assert keys == list(m.state_dict())
-    assert m.local_state_keys() == []
+    assert FEDAVG.local_keys(m) == []
     assert all(k.startswith(("encoder.", "projector.")) for k in keys)
 
 

@@ -9,10 +9,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from common.augment import SensorAugment
+from common.fedalgo.registry import build_fed_algorithm
 from common.models import CNN1DEncoder
 from common.ssl import build_method
 from common.ssl.simsiam import SimSiam
 from common.train import make_optimizer
+
+FEDAVG = build_fed_algorithm("fedavg")  # its split is the method's own
 
 
 def _simsiam() -> SimSiam:
@@ -85,9 +88,9 @@ def test_stop_gradient_the_target_branch_gets_no_gradient() -> None:
 
 def test_federated_split_shares_the_whole_model() -> None:
     m = _simsiam()
-    assert m.local_state_keys() == []
-    assert m.shared_state_keys() == list(m.state_dict())
-    assert any(k.startswith("predictor.") for k in m.shared_state_keys())
+    assert FEDAVG.local_keys(m) == []
+    assert FEDAVG.shared_keys(m) == list(m.state_dict())
+    assert any(k.startswith("predictor.") for k in FEDAVG.shared_keys(m))
 
 
 def test_predictor_is_a_bottleneck_and_views_must_match() -> None:

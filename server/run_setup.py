@@ -1,0 +1,159 @@
+"""What a run needs before round 1: its clients, the input shape, where it starts from
+(round 1, or the checkpoint a resumed run continues from), its strategy."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.config import ConfigError, RunConfig
+from common.config_checks import check_names, check_secagg_cohort
+from common.local_round import initial_global_arrays
+from common.messages import training_config
+from server.outputs import RunOutputs
+from server.resume import check_same_run, find_resume_point
+from server.strategy import DeltaFedAvg
+
+log = logging.getLogger("fedssl.server")
+
+# SecAgg+ weight bound when devices bring their own data (node-data): a device with
+# more samples than this is weighted as if it had this many.
+DEPLOYMENT_MAX_WEIGHT = 4096.0
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    cfg: RunConfig  # max-weight and out-dir resolved
+    n_clients: int
+    per_round: int
+    shape: tuple[int, ...]
+    init: list[np.ndarray]  # the round-0 (random) global arrays
+    first_round: int
+    start_arrays: list[np.ndarray]
+    out: RunOutputs
+
+
+def prepare_run(cfg: RunConfig) -> RunSetup:
+    """Resolve the run's clients and shape, open its outputs, find where it starts."""
+    check_names(cfg)
+    cfg, n_clients = _resolve_clients(cfg)
+    per_round = cfg.clients_per_round(n_clients)
+    check_secagg_cohort(cfg, per_round)
+    shape = input_shape(cfg)
+    out = RunOutputs(cfg.out_dir, resume=cfg.resume)
+    cfg = cfg.replace(out_dir=str(out.dir))
+    init = initial_global_arrays(cfg, shape)
+    first_round, start = 1, init
+    if cfg.resume:
+        check_same_run(out.read_json("config.json"), cfg)
+        point = find_resume_point(out)
+        first_round, start = point.next_round, point.arrays
+        log.info(
+            "resuming %s at round %d from the checkpoint of round %d",
+            out.dir,
+            first_round,
+            point.checkpoint_round,
+        )
+        if cfg.server_momentum > 0:
+            log.warning("resume: server momentum restarts from zero")
+    out.write_json(
+        "config.json", {**cfg.replace(resume=False).to_flat(), "resolved-clients": n_clients}
+    )
+    return RunSetup(cfg, n_clients, per_round, shape, init, first_round, start, out)
+
+
+def _resolve_clients(cfg: RunConfig) -> tuple[RunConfig, int]:
+    """The number of clients, and SecAgg+'s weight bound (max-weight 0 = auto)."""
+    if cfg.node_data:
+        # Devices bring their own files: the server never sees how much data each holds,
+        # so the weight bound is a fixed cap (a device with more samples is weighted as if
+        # it had max-weight; see client_app).
+        if cfg.max_weight == 0:
+            cfg = cfg.replace(max_weight=DEPLOYMENT_MAX_WEIGHT)
+        return cfg, cfg.num_clients
+    from common.client_data import client_indices
+
+    parts = client_indices(cfg)
+    if cfg.max_weight == 0:
+        cfg = cfg.replace(max_weight=float(max(len(p) for p in parts)))
+    return cfg, len(parts)
+
+
+def input_shape(cfg: RunConfig) -> tuple[int, ...]:
+    """One sample's shape: ``input-shape``, else the data set's. A deployment server that
+    is given the shape and does not probe (``evaluate`` off) loads no data at all."""
+    from common.client_data import load_with_split
+
+    given = cfg.sample_shape()
+    if given is not None and cfg.node_data and not cfg.evaluate:
+        return given
+    ds, _ = load_with_split(cfg.dataset, cfg.seed)  # DataError names the problem
+    shape = tuple(int(d) for d in ds.input_shape)
+    if given is not None and given != shape:
+        raise ConfigError(
+            f"input-shape {cfg.input_shape} does not match {cfg.dataset}'s samples "
+            f"{'x'.join(map(str, shape))}",
+            "input-shape",
+        )
+    return shape
+
+
+def make_strategy(setup: RunSetup) -> DeltaFedAvg:
+    """Delta FedAvg with the server optimizer, the sanity bound and central DP."""
+    cfg = setup.cfg
+    strategy = DeltaFedAvg(
+        setup.init,
+        training_config(cfg),
+        fraction_fit=cfg.fraction_train,
+        # Only the first round waits for every client (run_rounds); later rounds go on
+        # with whoever is connected, as long as SecAgg+ can run (3) or FedAvg (2).
+        min_available_clients=min_clients(cfg, setup.n_clients),
+        server_learning_rate=cfg.server_learning_rate,
+        server_momentum=cfg.server_momentum,
+        max_update_ratio=cfg.max_update_ratio,
+        dp_noise_multiplier=cfg.dp_noise_multiplier,
+        dp_clipping_norm=cfg.dp_clipping_norm,
+        dp_delta=cfg.dp_delta,
+    )
+    strategy.set_global(setup.start_arrays)
+    if cfg.resume:  # the privacy the released rounds already spent
+        strategy.restore_privacy_spent(
+            [
+                r["dp_sampling_rate"]
+                for r in setup.out.rows
+                if r["completed"] and r.get("dp_noise_std")
+            ]
+        )
+    return strategy
+
+
+def min_clients(cfg: RunConfig, n_clients: int) -> int:
+    return min(n_clients, 3 if cfg.secure_aggregation else 2)
+
+
+def log_run_start(setup: RunSetup) -> None:
+    cfg = setup.cfg
+    if cfg.dp_clipping:
+        log.info(
+            "central DP: clients clip their delta to L2 norm %g and count equally; %s",
+            cfg.dp_clipping_norm,
+            f"noise multiplier {cfg.dp_noise_multiplier:g} on the aggregate, epsilon at "
+            f"delta {cfg.dp_delta:g}"
+            if cfg.dp_noise
+            else "no noise (dp-noise-multiplier 0): no privacy guarantee",
+        )
+    secagg = "SecAgg+" if cfg.secure_aggregation else "plain FedAvg (no secure aggregation)"
+    shares = cfg.secagg_shares(setup.per_round) if cfg.secure_aggregation else None
+    log.info(
+        "run: %s, %s on %d clients (%d per round), %d rounds, %s%s; outputs in %s",
+        cfg.dataset,
+        cfg.method,
+        setup.n_clients,
+        setup.per_round,
+        cfg.num_server_rounds,
+        secagg,
+        f" (num-shares {shares[0]}, threshold {shares[1]})" if shares else "",
+        setup.out.dir,
+    )

@@ -1,0 +1,196 @@
+"""Where a deployment round's time goes, against the same workload in simulation.
+
+    python -m simulations.bench.deployment --rounds 3
+
+Starts ``fedssl certs``, ``fedssl server`` (TLS, node authentication, SecAgg+) and
+three ``fedssl client`` processes on loopback, each device holding a third of sklearn
+digits, then runs ``fedssl simulate`` on the same split. Per SecAgg+ stage it reports
+how long each ClientApp process took to start (Flower starts one per message), how
+long our handler ran (training, masking), and the rest of the round (polling,
+transport, server work). Prints a table and writes ``bench-deployment.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STAGES = ("setup", "share_keys", "collect_masked_vectors", "unmask")
+ENV = {
+    **os.environ,
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    "FEDSSL_TORCH_THREADS": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def _fedssl(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    fh = open(log, "ab")  # noqa: SIM115 (kept open for the child)
+    return subprocess.Popen(
+        [sys.executable, "-m", "common.cli", *args],
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        env=ENV,
+        cwd=cwd,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _split_digits(root: Path, n: int) -> list[Path]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    paths = []
+    for i in range(n):
+        paths.append(root / f"device-{i}.npz")
+        np.savez(paths[-1], x=x[i::n], y=d.target[i::n])
+    return paths
+
+
+def _rows(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
+
+
+def run_deployment(root: Path, rounds: int, devices: int) -> dict[str, Any]:
+    from server.deployment.certs import make_certs
+
+    names = [f"node-{i:03d}" for i in range(1, devices + 1)]
+    certs = make_certs(root / "certs", nodes=names)
+    data = _split_digits(root, devices)
+    port = _free_port()
+    out = root / "deploy-out"
+    server = _fedssl(
+        ["server", "--certs", str(certs), "--port", str(port), "--state-dir", str(root / "srv"),
+         "--dataset", "digits", "--no-evaluate", "--rounds", str(rounds), "--out", str(out),
+         "--clients", str(devices)],
+        root / "server.log",
+        root,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while "waiting for" not in (root / "server.log").read_text(errors="replace"):
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise RuntimeError(f"server did not start; see {root / 'server.log'}")
+        time.sleep(0.5)
+    t0 = time.perf_counter()
+    clients = [
+        _fedssl(
+            ["client", "--server", f"127.0.0.1:{port}", "--data", str(data[i]),
+             "--key", str(certs / "nodes" / names[i]), "--ca", str(certs / "ca.crt"),
+             "--state-dir", str(root / f"client{i}")],
+            root / f"client{i}.log",
+            root,
+        )
+        for i in range(devices)
+    ]  # fmt: skip
+    try:
+        rc = server.wait(1800)
+    finally:
+        for c in clients:
+            c.send_signal(signal.SIGTERM)
+        for c in clients:
+            c.wait(60)
+    if rc != 0:
+        raise RuntimeError(f"server exited {rc}; see {root / 'server.log'}")
+    timing = [
+        json.loads(line)
+        for i in range(devices)
+        for line in (root / f"client{i}" / "timing.jsonl").read_text().splitlines()
+    ]
+    return {"rows": _rows(out), "timing": timing, "wall_s": time.perf_counter() - t0}
+
+
+def run_simulation(root: Path, rounds: int, devices: int) -> dict[str, Any]:
+    out = root / "sim-out"
+    t0 = time.perf_counter()
+    proc = _fedssl(
+        ["simulate", "--dataset", "digits", "--clients", str(devices), "--partition", "iid",
+         "--rounds", str(rounds), "--no-evaluate", "--out", str(out)],
+        root / "simulate.log",
+        root,
+    )  # fmt: skip
+    if proc.wait(1800) != 0:
+        raise RuntimeError(f"simulation failed; see {root / 'simulate.log'}")
+    return {"rows": _rows(out), "wall_s": time.perf_counter() - t0}
+
+
+def breakdown(dep: dict[str, Any]) -> dict[str, Any]:
+    rounds = [r["seconds"] for r in dep["rows"]]
+    per_stage = {}
+    for stage in STAGES:
+        rows = [t for t in dep["timing"] if t["stage"] == stage]
+        per_stage[stage] = {
+            "startup_s": statistics.mean(
+                t["startup_s"] for t in rows if t["startup_s"] is not None
+            ),
+            "handler_s": statistics.mean(t["handler_s"] for t in rows),
+        }
+    startup = sum(v["startup_s"] for v in per_stage.values())
+    handler = sum(v["handler_s"] for v in per_stage.values())
+    mean_round = statistics.mean(rounds[1:] if len(rounds) > 1 else rounds)
+    return {
+        "round_s": rounds,
+        "mean_round_s": mean_round,
+        "stages": per_stage,
+        "clientapp_startup_s": startup,
+        "handler_s": handler,
+        "polling_transport_server_s": mean_round - startup - handler,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--devices", type=int, default=3)
+    p.add_argument(
+        "--out", default="", help="folder for logs and bench-deployment.json (default: a temp dir)"
+    )
+    args = p.parse_args(argv)
+    root = Path(args.out or tempfile.mkdtemp(prefix="fedssl-bench-deploy-")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"logs in {root}", flush=True)
+    dep = run_deployment(root, args.rounds, args.devices)
+    sim = run_simulation(root, args.rounds, args.devices)
+    b = breakdown(dep)
+    sim_rounds = [r["seconds"] for r in sim["rows"]]
+    sim_mean = statistics.mean(sim_rounds[1:] if len(sim_rounds) > 1 else sim_rounds)
+    result = {"deployment": b, "simulation": {"round_s": sim_rounds, "mean_round_s": sim_mean}}
+    (root / "bench-deployment.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"\n{args.devices} devices, digits, SecAgg+, {args.rounds} rounds (means exclude round 1)"
+    )
+    print(
+        f"  deployment (TLS + node auth, loopback): {b['mean_round_s']:.1f} s per round  {b['round_s']}"
+    )
+    print(f"  simulation (in-process, Ray):          {sim_mean:.1f} s per round  {sim_rounds}")
+    print(f"  ratio: {b['mean_round_s'] / sim_mean:.1f}x\n")
+    print("  per stage, mean over devices   ClientApp start-up   our handler")
+    for stage, v in b["stages"].items():
+        print(f"    {stage:<24}      {v['startup_s']:6.2f} s          {v['handler_s']:6.2f} s")
+    print(f"  round = start-up {b['clientapp_startup_s']:.1f} s + handlers {b['handler_s']:.1f} s "
+          f"+ polling/transport/server {b['polling_transport_server_s']:.1f} s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

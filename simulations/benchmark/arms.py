@@ -1,0 +1,151 @@
+"""Run every arm of ``fedssl benchmark`` and collect their figures in one dict."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from common.client_data import client_indices, load_with_split
+from common.config import RunConfig
+from common.eval.linear_probe import probe_encoder
+from common.eval.suite import evaluate_encoder
+from common.serialize import load_encoder
+from simulations.benchmark.baselines import raw_arm, ssl_pretrain, supervised_arm
+
+log = logging.getLogger("fedssl.benchmark")
+
+
+def _linear(encoder: nn.Module, cfg: RunConfig) -> float:
+    ds, split = load_with_split(cfg.dataset, cfg.seed)
+    return float(probe_encoder(encoder, ds, split)["accuracy"])
+
+
+def _suite(encoder: nn.Module, cfg: RunConfig, plan: dict[str, Any]) -> dict[str, Any]:
+    ds, split = load_with_split(cfg.dataset, cfg.seed)
+    res = evaluate_encoder(encoder, ds, split, fractions=plan["fractions"], seeds=plan["seeds"])
+    return res["results"]
+
+
+def run_arms(cfg: RunConfig, plan: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Every arm at equal compute: each sample takes part in rounds x fraction-train
+    rounds on average and is then seen local-epochs times."""
+    ds, split = load_with_split(cfg.dataset, cfg.seed)
+    parts = client_indices(cfg)
+    round_epochs = cfg.local_epochs * cfg.fraction_train  # epochs of data per round
+    epochs = max(1, round(cfg.num_server_rounds * round_epochs))
+    results: dict[str, Any] = {
+        "dataset": cfg.dataset,
+        "protocol": split.description,
+        "method": cfg.method,
+        "fed_algorithm": cfg.fed_algorithm,
+        "clients": len(parts),
+        "rounds": cfg.num_server_rounds,
+        "local_epochs": cfg.local_epochs,
+        "fraction_train": cfg.fraction_train,
+        "ssl_epochs_per_sample": epochs,
+        "plan": plan,
+        "arms": {},
+        "curves": {},
+        "seconds": {},
+    }
+    log.info(
+        "[1/6] federated SSL with SecAgg+: %d clients x %d rounds",
+        len(parts),
+        cfg.num_server_rounds,
+    )
+    _federated_arm(cfg, plan, out / "federated", results)
+    log.info("[2/6] centralized SSL on the pooled data: %d epochs", epochs)
+    _timed(
+        results, "centralized", lambda: _centralized_arm(cfg, plan, epochs, round_epochs, results)
+    )
+    n_local = plan["local_clients"] or len(parts)
+    log.info("[3/6] local-only SSL: %d clients alone, %d epochs each", n_local, epochs)
+    _timed(
+        results, "local_only", lambda: _local_only_arm(cfg, plan, parts[:n_local], epochs, results)
+    )
+    log.info("[4/6] supervised from scratch on the same label budgets")
+    _timed(results, "supervised", lambda: _supervised_arm(cfg, plan, results))
+    log.info("[5/6] linear probe on raw inputs")
+    results["arms"]["raw"] = raw_arm(ds, split, plan["fractions"], plan["seeds"])
+    log.info("[6/6] report")
+    return results
+
+
+def _timed(results: dict[str, Any], name: str, arm: Callable[[], None]) -> None:
+    t0 = time.perf_counter()
+    arm()
+    results["seconds"][name] = time.perf_counter() - t0
+
+
+def _federated_arm(
+    cfg: RunConfig, plan: dict[str, Any], fed_dir: Path, results: dict[str, Any]
+) -> None:
+    """A real ``fedssl simulate`` run; its per-round checkpoints give the curve, round 0
+    the random-init arm."""
+    from simulations.benchmark.federated import simulate_federated
+
+    results["seconds"]["federated"] = simulate_federated(cfg, fed_dir)  # the run's wall time
+    ckpts = sorted(glob.glob(str(fed_dir / "checkpoints" / "round-*.pt")))
+    results["curves"]["federated"] = [
+        [int(Path(c).stem.split("-")[1]), _linear(load_encoder(c), cfg)] for c in ckpts
+    ]
+    results["arms"]["federated"] = _suite(load_encoder(fed_dir / "encoder.pt"), cfg, plan)
+    results["arms"]["random_init"] = _suite(load_encoder(ckpts[0]), cfg, plan)
+
+
+def _centralized_arm(
+    cfg: RunConfig, plan: dict[str, Any], epochs: int, round_epochs: float, results: dict[str, Any]
+) -> None:
+    ds, split = load_with_split(cfg.dataset, cfg.seed)
+    curve: list[list[float]] = [[0, results["curves"]["federated"][0][1]]]
+
+    def record(epoch: int, enc: nn.Module) -> None:
+        curve.append([epoch / round_epochs, _linear(enc.eval(), cfg)])
+        enc.train()
+
+    every = max(1, round(round_epochs))
+    central = ssl_pretrain(
+        cfg, ds.x[split.pretrain], epochs, seed=cfg.seed, every=every, on_checkpoint=record
+    )
+    results["curves"]["centralized"] = curve
+    results["arms"]["centralized"] = _suite(central, cfg, plan)
+
+
+def _local_only_arm(
+    cfg: RunConfig,
+    plan: dict[str, Any],
+    parts: list[np.ndarray],
+    epochs: int,
+    results: dict[str, Any],
+) -> None:
+    """Each client alone, scored on linear and kNN (one fraction and seed: it is many runs)."""
+    ds, _ = load_with_split(cfg.dataset, cfg.seed)
+    light = {**plan, "fractions": plan["fractions"][:1], "seeds": plan["seeds"][:1]}
+    local = [
+        _suite(ssl_pretrain(cfg, ds.x[idx], epochs, seed=cfg.seed + pid + 1), cfg, light)
+        for pid, idx in enumerate(parts)
+    ]
+    lin = np.array([r["linear"]["accuracy"] for r in local])
+    results["arms"]["local_only"] = {
+        "linear": {
+            "accuracy": float(lin.mean()),
+            "worst": float(lin.min()),
+            "best": float(lin.max()),
+        },
+        "knn": {"accuracy": float(np.mean([r["knn"]["accuracy"] for r in local]))},
+        "clients_evaluated": len(parts),
+    }
+
+
+def _supervised_arm(cfg: RunConfig, plan: dict[str, Any], results: dict[str, Any]) -> None:
+    ds, split = load_with_split(cfg.dataset, cfg.seed)
+    results["arms"]["supervised"] = supervised_arm(
+        ds, split, plan["fractions"], plan["seeds"], plan["supervised_steps"], cfg.device
+    )

@@ -1,0 +1,101 @@
+"""``fedssl benchmark``: federated SSL with SecAgg+ against what a user could do otherwise.
+
+Arms, side by side on one data set and one evaluation protocol: federated SSL
+(a real ``fedssl simulate`` run), centralized SSL on the pooled data (upper bound),
+local-only SSL (each client alone; mean and worst), a random-init encoder,
+supervised training from scratch on the same label budgets, and a linear probe on
+raw inputs. Writes ``results.json``, ``results.md`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from common.config import ConfigError
+from common.config_checks import check_names
+from common.errors import EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from common.run_options import add_run_options
+
+    # The federated arm's options; the other arms follow its data, method and budget.
+    add_run_options(p, exclude=("evaluate",))
+    g = p.add_argument_group("benchmark")
+    g.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small budget that finishes in minutes: 4 rounds of 1 local epoch unless given, "
+        "4 local-only clients, label fractions 1 %% and 10 %%, one seed",
+    )
+    g.add_argument(
+        "--fractions", default=None, help="label fractions, default 0.01,0.05,0.1 (quick 0.01,0.1)"
+    )
+    g.add_argument(
+        "--seeds", default=None, help="few-label and supervised seeds, default 0,1,2 (quick 0)"
+    )
+    g.add_argument(
+        "--local-clients",
+        type=int,
+        default=None,
+        help="local-only arm on the first N clients (default all, quick 4)",
+    )
+    g.add_argument("--supervised-steps", type=int, default=None, help="default 1500, quick 200")
+    g.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any run-config key"
+    )
+    g.add_argument("--out", default="", help="output folder (default: runs/benchmark-DATASET-TIME)")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(t) for t in text.split(",") if t.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from common.logs import setup_logging
+    from common.run_options import config_from_args
+    from simulations.benchmark.arms import run_arms
+    from simulations.benchmark.report import write_report
+
+    setup_logging()
+    q = args.quick
+    quick = {"num-server-rounds": 4, "local-epochs": 1} if q else {}
+    cfg = config_from_args(args, quick, set_items=args.set)
+    check_names(cfg)
+    plan = _plan(args)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or f"runs/benchmark-{cfg.dataset.split(':')[0]}-{stamp}").resolve()
+    if (out / "results.json").exists():
+        raise ConfigError(f"--out {out} already holds a benchmark; choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    results = run_arms(cfg, plan, out)
+    print(write_report(results, out))
+    print(f"\nfedssl benchmark: results in {out}")
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> dict[str, Any]:
+    """The evaluation budget: label fractions, seeds, local-only clients, supervised steps."""
+    q = args.quick
+    fractions = (
+        _floats(args.fractions) if args.fractions else ([0.01, 0.1] if q else [0.01, 0.05, 0.1])
+    )
+    if any(not 0 < f < 1 for f in fractions):
+        raise ConfigError("--fractions must lie in (0, 1)")
+    local_clients = args.local_clients if args.local_clients is not None else (4 if q else 0)
+    return {
+        "fractions": fractions,
+        "seeds": _ints(args.seeds) if args.seeds else ([0] if q else [0, 1, 2]),
+        "local_clients": local_clients,
+        "supervised_steps": args.supervised_steps or (200 if q else 1500),
+    }
+
+
+__all__ = ["add_arguments", "run"]
