@@ -163,19 +163,9 @@ def export_encoder(
     Parity is measured on ``check_inputs`` (real windows) or else 64 seeded standard
     normal samples; above ``tolerance`` ParityError is raised and ``out`` is left as it was.
     """
-    import torch
-
-    from common.serialize import CheckpointError, load_encoder, read_encoder_file
-
     out = Path(out)
     fmt = resolve_format(fmt, out)
-    try:
-        payload = read_encoder_file(encoder_path)
-        encoder = load_encoder(encoder_path)
-    except CheckpointError as exc:
-        raise ExportError(f"not an encoder file: {exc}") from None
-    except (ValueError, RuntimeError, TypeError, KeyError) as exc:
-        raise ExportError(f"{encoder_path}: cannot rebuild the encoder ({exc})") from None
+    payload, encoder = _load(encoder_path)
     shape = _input_shape(payload, input_shape, check_inputs)
     if check_inputs is None:
         rng = np.random.default_rng(0)
@@ -183,17 +173,7 @@ def export_encoder(
         check_label = check_label or "64 standard normal samples (seed 0)"
     elif tuple(check_inputs.shape[1:]) != shape:
         raise ExportError(f"check inputs have samples {check_inputs.shape[1:]}, expected {shape}")
-    example = torch.from_numpy(np.ascontiguousarray(check_inputs[:1], dtype=np.float32))
-    try:
-        with torch.inference_mode():
-            out_dim = int(encoder(example).shape[-1])
-        data = (
-            to_torchscript(encoder, example) if fmt == "torchscript" else to_onnx(encoder, example)
-        )
-    except RuntimeError as exc:  # e.g. channels of the shape disagree with the weights
-        raise ExportError(
-            f"{encoder_path}: cannot run on samples of shape {shape} ({exc})"
-        ) from None
+    data, out_dim = _convert(encoder, fmt, check_inputs, f"{encoder_path}", shape)
     manifest = ExportManifest(
         runtime=fmt,
         input_shape=shape,
@@ -205,18 +185,60 @@ def export_encoder(
         meta=dict(payload.get("meta", {})),
         versions=_versions(fmt),
     )
-    # Checked under a temporary name first: a failed export never replaces a good one.
+    return _checked_write(encoder, data, manifest, out, check_inputs, check_label, tolerance)
+
+
+def _load(encoder_path: str | Path) -> tuple[dict[str, Any], Any]:
+    from common.serialize import CheckpointError, load_encoder, read_encoder_file
+
+    try:
+        return read_encoder_file(encoder_path), load_encoder(encoder_path)
+    except CheckpointError as exc:
+        raise ExportError(f"not an encoder file: {exc}") from None
+    except (ValueError, RuntimeError, TypeError, KeyError) as exc:
+        raise ExportError(f"{encoder_path}: cannot rebuild the encoder ({exc})") from None
+
+
+def _convert(
+    encoder: Any, fmt: str, inputs: np.ndarray, name: str, shape: tuple[int, ...]
+) -> tuple[bytes, int]:
+    """The exported model's bytes and the embedding width."""
+    import torch
+
+    example = torch.from_numpy(np.ascontiguousarray(inputs[:1], dtype=np.float32))
+    try:
+        with torch.inference_mode():
+            out_dim = int(encoder(example).shape[-1])
+        data = (
+            to_torchscript(encoder, example) if fmt == "torchscript" else to_onnx(encoder, example)
+        )
+    except RuntimeError as exc:  # e.g. channels of the shape disagree with the weights
+        raise ExportError(f"{name}: cannot run on samples of shape {shape} ({exc})") from None
+    return data, out_dim
+
+
+def _checked_write(
+    encoder: Any,
+    data: bytes,
+    manifest: ExportManifest,
+    out: Path,
+    inputs: np.ndarray,
+    label: str,
+    tolerance: float,
+) -> ExportManifest:
+    """Write under a temporary name, check parity through the real runtime, then put it in
+    place: a failed export never replaces a good one."""
     partial = out.with_name(f".{out.stem}.partial{out.suffix}")
     try:
         atomic_write_bytes(partial, data)
         write_manifest(partial, manifest)  # the runtime reads it while checking parity
-        diff = check_parity(encoder, partial, check_inputs)
+        diff = check_parity(encoder, partial, inputs)
         if not diff <= tolerance:  # also catches NaN
             raise ParityError(
-                f"{out}: {fmt} embeddings differ from PyTorch by {diff:.3g} > {tolerance:g} "
-                f"on {check_label}; nothing was written"
+                f"{out}: {manifest.runtime} embeddings differ from PyTorch by {diff:.3g} > "
+                f"{tolerance:g} on {label}; nothing was written"
             )
-        manifest = replace(manifest, parity_max_abs=diff, parity_inputs=check_label)
+        manifest = replace(manifest, parity_max_abs=diff, parity_inputs=label)
         os.replace(partial, out)
         write_manifest(out, manifest)
     finally:

@@ -41,10 +41,20 @@ def add_run_options(
     *,
     only: Collection[str] | None = None,
     exclude: Collection[str] = (),
-    title: str = "run options (also settable as --set KEY=VALUE; see README)",
+    title: str = "run options (see README: Run options)",
+    with_set: bool = True,
 ) -> None:
-    """One flag per flagged ``RunConfig`` field; unset flags leave no value behind."""
+    """One flag per flagged ``RunConfig`` field (unset flags leave no value behind), and
+    ``--set KEY=VALUE`` for any key."""
     group = parser.add_argument_group(title)
+    if with_set:
+        group.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="any run-config key, e.g. --set clipping-range=4 (repeatable)",
+        )
     for key, f in _flagged(only, exclude):
         meta = run_option(f)
         assert meta.flag is not None

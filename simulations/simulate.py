@@ -49,13 +49,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="start from these run-config keys (a JSON object); flags and --set override them",
     )
     g.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any run-config key, e.g. --set clipping-range=4 (repeatable; see README)",
-    )
-    g.add_argument(
         "--out", default="", help="output folder (default: runs/DATASET-METHOD-TIMESTAMP)"
     )
 

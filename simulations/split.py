@@ -20,7 +20,9 @@ from common.private_files import open_private
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from common.run_options import add_run_options
 
-    add_run_options(p, only=("dataset", "partition", "num-clients", "seed"), title="data")
+    add_run_options(
+        p, only=("dataset", "partition", "num-clients", "seed"), title="data", with_set=False
+    )
     p.add_argument("--out", required=True, help="folder for device-NNN.npz")
 
 

@@ -146,57 +146,24 @@ def run_stream(
     y = _check_stream(rt, windows, labels)
     if pace_s < 0:
         raise DeviceError(f"pace must be >= 0 seconds, got {pace_s}")
-    kind = rt.embedder.kind
-    clock = time.perf_counter_ns
     records: list[StepRecord] = []
-    lat_so_far: list[float] = []
     total = 0.0
     t_start = time.perf_counter()
     for i in range(len(windows)):
         event = rt.maintain()
         if event is not None:
             _log_event(name, event)
-        w = windows[i]
-        t0 = clock()
-        action = rt.decide(w)
-        reward = float(action == y[i])
-        fired = rt.update(w, action, reward)
-        elapsed = clock() - t0
-        adapting = rt.adapting
-        total += reward
-        lat_so_far.append(elapsed / 1e3)
-        records.append(
-            StepRecord(
-                step=i,
-                action=action,
-                label=int(y[i]),
-                reward=reward,
-                cumulative_reward=total,
-                latency_us=elapsed / 1e3,
-                embed_us=rt.last_embed_ns / 1e3,
-                drift=fired,
-                adapting=adapting,
-                head=rt.predict(w),
-            )
-        )
+        record = _step(rt, i, windows[i], int(y[i]), total)
+        total = record.cumulative_reward
+        records.append(record)
         if log_every and ((i + 1) % log_every == 0 or i + 1 == len(windows)):
-            log.info(
-                "%s step %d/%d: reward %.0f (%.1f%%), p99 %.3f ms, drift alarms %d, adaptations %d",
-                name,
-                i + 1,
-                len(windows),
-                total,
-                100 * total / (i + 1),
-                float(np.percentile(lat_so_far, 99)) / 1e3,
-                len(rt.alarms),
-                sum(e.status == "swapped" for e in rt.events),
-            )
-        if adapting and pace_s:
-            time.sleep(max(0.0, pace_s - elapsed / 1e9))
+            _log_progress(name, rt, records, len(windows))
+        if record.adapting and pace_s:
+            time.sleep(max(0.0, pace_s - record.latency_us / 1e6))
     rt.finish()
     return StreamResult(
         name=name,
-        runtime=kind,
+        runtime=rt.embedder.kind,
         policy=rt.config.policy,
         n_actions=rt.n_actions,
         steps=records,
@@ -205,6 +172,43 @@ def run_stream(
         wall_seconds=time.perf_counter() - t_start,
         pace_s=pace_s,
         head_fit=rt.head_fit,
+    )
+
+
+def _step(rt: DeviceRuntime, i: int, w: np.ndarray, label: int, total: float) -> StepRecord:
+    """One decision, timed from the window's arrival to the bandit's update."""
+    t0 = time.perf_counter_ns()
+    action = rt.decide(w)
+    reward = float(action == label)
+    fired = rt.update(w, action, reward)
+    elapsed = time.perf_counter_ns() - t0
+    return StepRecord(
+        step=i,
+        action=action,
+        label=label,
+        reward=reward,
+        cumulative_reward=total + reward,
+        latency_us=elapsed / 1e3,
+        embed_us=rt.last_embed_ns / 1e3,
+        drift=fired,
+        adapting=rt.adapting,
+        head=rt.predict(w),
+    )
+
+
+def _log_progress(name: str, rt: DeviceRuntime, records: list[StepRecord], n: int) -> None:
+    done, total = len(records), records[-1].cumulative_reward
+    p99 = float(np.percentile([r.latency_us for r in records], 99)) / 1e3
+    log.info(
+        "%s step %d/%d: reward %.0f (%.1f%%), p99 %.3f ms, drift alarms %d, adaptations %d",
+        name,
+        done,
+        n,
+        total,
+        100 * total / done,
+        p99,
+        len(rt.alarms),
+        sum(e.status == "swapped" for e in rt.events),
     )
 
 

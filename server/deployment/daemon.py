@@ -76,9 +76,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_run_options(p, exclude=("partition",))  # devices bring their own data
     r = p.add_argument_group("run")
-    r.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="any run-config key"
-    )
     r.add_argument("--out", default="", help="output folder; an unfinished run there is resumed")
 
 

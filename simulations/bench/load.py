@@ -204,6 +204,33 @@ def measure(
     leftovers = session_leftovers(sid)
     figs = per_round(rows, samples)
     warm = default_warmup(len(figs)) if warmup is None else warmup
+    growth, grows, inconclusive = _growth(figs, warm, max_slope_mb, fd_slack)
+    procs_growth = _process_growth(figs, warm)
+    return LoadResult(
+        command=["fedssl", "simulate", *sim_args],
+        exit_code=rc,
+        wall_s=wall,
+        peak_tree_rss_mb=max((s.tree_rss for s in samples), default=0) / MB,
+        peak_server_rss_mb=max((s.server_rss for s in samples), default=0) / MB,
+        peak_tree_fds=max((s.tree_fds for s in samples), default=0),
+        peak_procs=max((s.procs for s in samples), default=0),
+        warmup_round=warm,
+        rounds=figs,
+        growth=growth,
+        grows=grows,
+        inconclusive=inconclusive and not grows,
+        process_growth=procs_growth,
+        leftover_processes=leftovers,
+        load_average=list(os.getloadavg()),
+        out_dir=str(out),
+    )
+
+
+def _growth(
+    figs: list[RoundFigures], warm: int, max_slope_mb: float, fd_slack: int
+) -> tuple[dict[str, Any], bool, bool]:
+    """Memory and open-file growth per round after the warm-up, and the verdict:
+    (figures, the server grows, a limit could be neither confirmed nor refuted)."""
     rnds = [f.round for f in figs]
     growth: dict[str, Any] = {}
     grows = inconclusive = False
@@ -224,41 +251,28 @@ def measure(
         if fg is not None:
             growth[key] = asdict(fg)
             grows |= fg.grows and key == "server_fds"
-    procs_growth: list[dict[str, Any]] = []
+    return growth, grows, inconclusive
+
+
+def _process_growth(figs: list[RoundFigures], warm: int) -> list[dict[str, Any]]:
+    """Each process's RSS slope per round, fastest-growing first."""
     series: dict[str, list[tuple[int, float, str]]] = {}  # PID -> (round, MB, name)
     for f in figs:
         for key, mb in f.by_proc_mb.items():
             pid, _, name = key.partition(" ")
             series.setdefault(pid, []).append((f.round, mb, name))
+    out: list[dict[str, Any]] = []
     for pid, pts in series.items():
         g = fit_growth([r for r, _, _ in pts], [v for _, v, _ in pts], warmup=warm, limit=1e9)
         if g is not None:
-            procs_growth.append(
+            out.append(
                 {
                     "process": f"{pid} {pts[-1][2]}",
                     "mb_per_round": g.slope,
                     "rss_mb_at_end": pts[-1][1],
                 }
             )
-    procs_growth.sort(key=lambda x: -x["mb_per_round"])
-    return LoadResult(
-        command=["fedssl", "simulate", *sim_args],
-        exit_code=rc,
-        wall_s=wall,
-        peak_tree_rss_mb=max((s.tree_rss for s in samples), default=0) / MB,
-        peak_server_rss_mb=max((s.server_rss for s in samples), default=0) / MB,
-        peak_tree_fds=max((s.tree_fds for s in samples), default=0),
-        peak_procs=max((s.procs for s in samples), default=0),
-        warmup_round=warm,
-        rounds=figs,
-        growth=growth,
-        grows=grows,
-        inconclusive=inconclusive and not grows,
-        process_growth=procs_growth,
-        leftover_processes=leftovers,
-        load_average=list(os.getloadavg()),
-        out_dir=str(out),
-    )
+    return sorted(out, key=lambda x: -x["mb_per_round"])
 
 
 def print_report(res: LoadResult, every: int | None = None) -> None:

@@ -44,9 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="local-only arm on the first N clients (default all, quick 4)",
     )
     g.add_argument("--supervised-steps", type=int, default=None, help="default 1500, quick 200")
-    g.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="any run-config key"
-    )
     g.add_argument("--out", default="", help="output folder (default: runs/benchmark-DATASET-TIME)")
 
 
