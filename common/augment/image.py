@@ -15,21 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def _rand(
-    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
-) -> Tensor:
-    """U(0, 1) drawn on the generator's device (so seeding is device-independent), then moved."""
-    src = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=src).to(device)
-
-
-def _randn(
-    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
-) -> Tensor:
-    """N(0, 1) drawn on the generator's device, then moved to `device`."""
-    src = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=src).to(device)
+from common.augment.random import rand, randn
 
 
 class ImageAugment(nn.Module):
@@ -80,21 +66,21 @@ class ImageAugment(nn.Module):
         if self.blur_p > 0:
             x = self.blur(x, generator)
         if self.noise_std > 0:
-            x = x + self.noise_std * _randn(tuple(x.shape), generator, x.device).to(x.dtype)
+            x = x + self.noise_std * randn(tuple(x.shape), generator, x.device).to(x.dtype)
         return x.clamp(0.0, 1.0)
 
     def resized_crop_flip(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Crop a random box (area, aspect ratio), resize it to H x W, mirror with prob flip_p."""
         b = x.shape[0]
         dev = x.device
-        area = self.crop_min_area + (1.0 - self.crop_min_area) * _rand((b,), generator, dev)
+        area = self.crop_min_area + (1.0 - self.crop_min_area) * rand((b,), generator, dev)
         lo, hi = math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])
-        ratio = torch.exp(lo + (hi - lo) * _rand((b,), generator, dev))
+        ratio = torch.exp(lo + (hi - lo) * rand((b,), generator, dev))
         w = (area * ratio).sqrt().clamp(max=1.0)  # box size as a fraction of the image side
         h = (area / ratio).sqrt().clamp(max=1.0)
-        cx = (1.0 - w) * (2.0 * _rand((b,), generator, dev) - 1.0)  # centre in [-1, 1] coords
-        cy = (1.0 - h) * (2.0 * _rand((b,), generator, dev) - 1.0)
-        flip = torch.where(_rand((b,), generator, dev) < self.flip_p, -1.0, 1.0)
+        cx = (1.0 - w) * (2.0 * rand((b,), generator, dev) - 1.0)  # centre in [-1, 1] coords
+        cy = (1.0 - h) * (2.0 * rand((b,), generator, dev) - 1.0)
+        flip = torch.where(rand((b,), generator, dev) < self.flip_p, -1.0, 1.0)
         zero = torch.zeros_like(w)
         theta = torch.stack([w * flip, zero, cx, zero, h, cy], dim=1).view(b, 2, 3).to(x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
@@ -102,12 +88,12 @@ class ImageAugment(nn.Module):
 
     def adjust_brightness(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Scale intensities by a factor in [1 - brightness, 1 + brightness], as torchvision."""
-        f = 1.0 + self.brightness * (2.0 * _rand((x.shape[0], 1, 1, 1), generator, x.device) - 1.0)
+        f = 1.0 + self.brightness * (2.0 * rand((x.shape[0], 1, 1, 1), generator, x.device) - 1.0)
         return (x * f.to(x.dtype)).clamp(0.0, 1.0)
 
     def adjust_contrast(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Blend with the image mean by a factor in [1 - contrast, 1 + contrast]."""
-        f = 1.0 + self.contrast * (2.0 * _rand((x.shape[0], 1, 1, 1), generator, x.device) - 1.0)
+        f = 1.0 + self.contrast * (2.0 * rand((x.shape[0], 1, 1, 1), generator, x.device) - 1.0)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         return (mean + f.to(x.dtype) * (x - mean)).clamp(0.0, 1.0)
 
@@ -116,12 +102,12 @@ class ImageAugment(nn.Module):
         b, c, hgt, wid = x.shape
         dev = x.device
         lo, hi = self.blur_sigma
-        sigma = lo + (hi - lo) * _rand((b, 1), generator, dev)
+        sigma = lo + (hi - lo) * rand((b, 1), generator, dev)
         taps = torch.tensor([-1.0, 0.0, 1.0], device=dev).view(1, 3)
         k = torch.exp(-(taps**2) / (2.0 * sigma**2))
         k = k / k.sum(dim=1, keepdim=True)
         identity = torch.tensor([0.0, 1.0, 0.0], device=dev).view(1, 3)
-        k = torch.where(_rand((b, 1), generator, dev) < self.blur_p, k, identity)
+        k = torch.where(rand((b, 1), generator, dev) < self.blur_p, k, identity)
         k = k.repeat_interleave(c, dim=0).to(x.dtype)  # (B*C, 3): one kernel per channel
         y = x.reshape(1, b * c, hgt, wid)
         y = F.conv2d(F.pad(y, (1, 1, 0, 0), mode="replicate"), k.view(b * c, 1, 1, 3), groups=b * c)

@@ -14,21 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-
-def _rand(
-    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
-) -> Tensor:
-    """U(0, 1) drawn on the generator's device (so seeding is device-independent), then moved."""
-    src = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=src).to(device)
-
-
-def _randn(
-    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
-) -> Tensor:
-    """N(0, 1) drawn on the generator's device, then moved to `device`."""
-    src = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=src).to(device)
+from common.augment.random import rand, randn
 
 
 def random_rotation_matrices(
@@ -38,9 +24,9 @@ def random_rotation_matrices(
 
     Rodrigues' formula R = I + sin(a) K + (1 - cos(a)) K^2 with K the axis' cross-product matrix.
     """
-    axis = _randn((n, 3), generator, device)
+    axis = randn((n, 3), generator, device)
     axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    angle = (_rand((n,), generator, device) * 2.0 - 1.0) * max_angle_rad
+    angle = (rand((n,), generator, device) * 2.0 - 1.0) * max_angle_rad
     x, y, z = axis.unbind(dim=1)
     zero = torch.zeros_like(x)
     k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=1).view(n, 3, 3)
@@ -112,12 +98,12 @@ class SensorAugment(nn.Module):
 
     def jitter(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Additive Gaussian noise: invariance to sensor noise."""
-        return x + self.jitter_std * _randn(tuple(x.shape), generator, x.device).to(x.dtype)
+        return x + self.jitter_std * randn(tuple(x.shape), generator, x.device).to(x.dtype)
 
     def scale(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Multiply each channel of each sample by N(1, scale_std): invariance to gain/intensity."""
         b, c, _ = x.shape
-        factor = 1.0 + self.scale_std * _randn((b, c, 1), generator, x.device)
+        factor = 1.0 + self.scale_std * randn((b, c, 1), generator, x.device)
         return x * factor.to(x.dtype)
 
     def rotate(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -132,9 +118,9 @@ class SensorAugment(nn.Module):
     def time_mask(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Zero one random contiguous span (up to time_mask_frac * L) in a fraction of samples."""
         b, _, length = x.shape
-        span = (_rand((b,), generator, x.device) * self.time_mask_frac * length).floor()
-        start = (_rand((b,), generator, x.device) * (length - span + 1)).floor()
-        apply = _rand((b,), generator, x.device) < self.time_mask_p
+        span = (rand((b,), generator, x.device) * self.time_mask_frac * length).floor()
+        start = (rand((b,), generator, x.device) * (length - span + 1)).floor()
+        apply = rand((b,), generator, x.device) < self.time_mask_p
         t = torch.arange(length, device=x.device).view(1, length)
         masked = (t >= start.view(b, 1)) & (t < (start + span).view(b, 1)) & apply.view(b, 1)
         return x.masked_fill(masked.unsqueeze(1), 0.0)
@@ -142,8 +128,8 @@ class SensorAugment(nn.Module):
     def crop_resize(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Crop a random fraction in [crop_min, 1] and linearly resample it back to L samples."""
         b, c, length = x.shape
-        frac = self.crop_min + (1.0 - self.crop_min) * _rand((b, 1), generator, x.device)
-        start = (1.0 - frac) * _rand((b, 1), generator, x.device)
+        frac = self.crop_min + (1.0 - self.crop_min) * rand((b, 1), generator, x.device)
+        start = (1.0 - frac) * rand((b, 1), generator, x.device)
         grid = torch.linspace(0.0, 1.0, length, device=x.device).view(1, length)
         pos = (start + frac * grid) * (length - 1)  # fractional source index, (B, L)
         i0 = pos.floor().clamp(0, max(length - 2, 0)).long()
