@@ -62,12 +62,12 @@ def _connected_nodes(server_log: str) -> set[str]:
 
 
 def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopback) -> None:
-    """A real TLS + node-auth + SecAgg+ run while outsiders attack the public port: Flower's
+    """A real TLS + node-auth + SecAgg+ run (2 rounds) while outsiders attack the public port: Flower's
     CLI with the CA certificate, raw requests with and without a registered device's
     signature, garbage, a huge body, a slow client, 400 idle connections. All refused,
     nothing foreign runs, the SuperLink's memory stays put, and the run completes."""
     watch = CmdlineWatch()
-    lb.start_server(3, register=3)
+    lb.start_server(2, register=3)
     lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
     clients = [lb.start_client(i) for i in range(3)]
     # A device whose key was never registered, and one that speaks plaintext to the TLS port.
@@ -127,10 +127,10 @@ def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopbac
     assert lb.wait_server(420) == 0, lb.log("server")
     watch.close()
     rows = lb.rounds()
-    assert [r["round"] for r in rows] == [1, 2, 3]
+    assert [r["round"] for r in rows] == [1, 2]
     assert all(r["completed"] and r["secure_aggregation"] for r in rows)
     assert all(r["clients_aggregated"] == 3 for r in rows)
-    for name in ("encoder.pt", "summary.json", "config.json", "checkpoints/round-0003.pt"):
+    for name in ("encoder.pt", "summary.json", "config.json", "checkpoints/round-0002.pt"):
         assert (lb.out / name).is_file(), name
     assert json.loads((lb.out / "summary.json").read_text())["status"] == "completed"
     assert len(_connected_nodes(lb.log("server"))) == 3
@@ -165,7 +165,7 @@ def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopbac
         state = lb.root / f"client{i}"
         assert list(state.glob("client-state-*.bin")), f"client{i} kept no local state"
         stages = [json.loads(x)["stage"] for x in (state / "timing.jsonl").read_text().splitlines()]
-        assert stages.count("collect_masked_vectors") == 3
+        assert stages.count("collect_masked_vectors") == 2
 
 
 def test_sigterm_stops_every_process_the_daemon_started(lb: Loopback) -> None:
