@@ -25,25 +25,45 @@ from flwr.compat.common import recorddict_compat as compat
 from client.mods import faults, recorder
 from client.mods.secagg import optional_secaggplus_mod
 from client.mods.timing import timing_mod
-from client.node_config import partition_id_of
+from client.node_config import partition_id_of, role_of
 from client.state_store import load_state, save_state, state_file
 from common.atomic import atomic_write_bytes
-from common.messages import RUN_END_FILE, RUN_END_RECORD, read_training_config
+from common.errors import FedsslError
+from common.messages import (
+    EVALUATE,
+    ROLE_RECORD,
+    RUN_END_FILE,
+    RUN_END_RECORD,
+    read_training_config,
+)
+from common.threads import set_torch_threads, threads_from_env
 
 STATE_RECORD = "fedssl-client-state"
 
+
+class EvaluationOnly(FedsslError):
+    """A training instruction reached a node that only evaluates."""
+
+
 log = logging.getLogger("fedssl.client")
 
-app = ClientApp()
+
+def app_mods() -> list[Mod]:
+    """Around every handler: with ``FEDSSL_RECORD_DIR`` set, the audit recorder of what
+    leaves the device (training, evaluation and role replies alike)."""
+    return [recorder.sent_record_mod] if os.environ.get(recorder.ENV) else []
+
+
+app = ClientApp(mods=app_mods())
 
 
 def train_mods() -> list[Mod]:
-    """Outermost first. The recorders (``FEDSSL_RECORD_DIR``) see what leaves the device
-    and, inside SecAgg+, the unmasked update; the drills (``FEDSSL_FAULTS``) fail chosen
-    clients at chosen stages. Without their variables their code is not in the chain."""
+    """Outermost first (inside ``app_mods``). The drills (``FEDSSL_FAULTS``) fail chosen
+    clients at chosen stages; the recorder (``FEDSSL_RECORD_DIR``) keeps, inside SecAgg+,
+    the unmasked update for audits. Without their variables their code is not in the
+    chain."""
     recording = bool(os.environ.get(recorder.ENV))
-    mods: list[Mod] = [recorder.sent_record_mod] if recording else []
-    mods.append(timing_mod)
+    mods: list[Mod] = [timing_mod]
     if os.environ.get(faults.ENV):
         mods.append(faults.fault_injection_mod)
     mods.append(optional_secaggplus_mod)
@@ -87,15 +107,17 @@ def _kept_state(context: Context, disk: Path | None, server_round: int) -> bytes
 def train(msg: Message, context: Context) -> Message:
     """Local self-supervised training for one round."""
     # Imported here: three of SecAgg+'s four messages per round never train.
+    from common.client_data import client_indices
     from common.local_round import run_local_round
     from common.logs import setup_logging
-    from common.threads import set_torch_threads, threads_from_env
 
     if context.node_config.get("state-dir"):
         setup_logging()  # a real device (fedssl client): its log shows what each round did
     set_torch_threads(threads_from_env())
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     cfg, server_round, run_key = read_training_config(dict(fitins.config))
+    if role_of(context, lambda: len(client_indices(cfg))) == EVALUATE:
+        raise EvaluationOnly("this node only evaluates; it does not train")
     disk = _state_path(context, run_key)
     result = run_local_round(
         cfg,
@@ -152,10 +174,27 @@ def round_line(server_round: int, m: dict[str, Any]) -> str:
 ROUND_LINE_KEYS = {"first-loss", "train-loss", "steps", "learning-rate", "delta-norm", "seconds"}
 
 
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Federated evaluation: store the delivered global encoder, evaluate it locally."""
+    from client.evaluation_handler import evaluate_message
+    from common.logs import setup_logging
+
+    if context.node_config.get("state-dir"):
+        setup_logging()
+    set_torch_threads(threads_from_env())
+    return evaluate_message(msg, context)
+
+
 @app.query()
 def query(msg: Message, context: Context) -> Message:
-    """The server's word that the run has ended: left in the state dir, where
-    ``fedssl client`` looks for it (simulated clients have no state dir)."""
+    """The server asks this node's role, or says that the run has ended (left in the
+    state dir, where ``fedssl client`` looks for it; simulated clients have none)."""
+    role = msg.content.config_records.get(ROLE_RECORD)
+    if role is not None:
+        from client.evaluation_handler import role_reply
+
+        return role_reply(msg, context, dict(role))
     record = msg.content.config_records.get(RUN_END_RECORD)
     state_dir = context.node_config.get("state-dir")
     if record is not None and state_dir:

@@ -76,6 +76,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also answer a server that asks for unmasked updates (off: SecAgg+ only)",
     )
+    p.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="this device evaluates each delivered global encoder on its data but never trains "
+        "(a held-out device)",
+    )
 
 
 def _free_port() -> int:
@@ -127,6 +133,8 @@ def supernode_argv(
     node_config = f'data-path="{data}" state-dir="{state}"'
     if args.allow_plain_updates:
         node_config += " allow-plain-updates=true"
+    if args.evaluate_only:
+        node_config += ' role="evaluate"'
     argv = [exe, "--superlink", args.server, "--node-config", node_config]
     argv += ["--port", str(runtime.port), "--isolation", "process"]
     argv += ["--superexec-auth-secret-file", str(runtime.secret)]

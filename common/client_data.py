@@ -59,6 +59,51 @@ def client_indices(cfg: RunConfig) -> list[np.ndarray]:
     return list(_client_index_lists(cfg))
 
 
+def held_out_clients(cfg: RunConfig) -> list[int]:
+    """The client ids the evaluation protocol keeps out of pretraining (HAPT: users 22-30);
+    [] for data without client ids."""
+    ds, split = load_with_split(cfg.dataset, cfg.seed)
+    if ds.client is None:
+        return []
+    training = set(np.unique(ds.client[split.pretrain]).tolist())
+    return sorted(int(c) for c in np.unique(ds.client) if int(c) not in training)
+
+
+def eval_client_count(cfg: RunConfig) -> int:
+    """How many evaluation-only clients a simulation runs (none without federated
+    evaluation; ``eval-clients`` -1: one per held-out client)."""
+    if not cfg.evaluate_every:
+        return 0
+    held_out = held_out_clients(cfg)
+    if cfg.eval_clients < 0:
+        return len(held_out)
+    if cfg.eval_clients > len(held_out):
+        raise DataError(
+            f"{cfg.dataset}: eval-clients {cfg.eval_clients} exceeds its {len(held_out)} "
+            "held-out clients"
+        )
+    return cfg.eval_clients
+
+
+def client_data(cfg: RunConfig, partition_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of one simulated client: a training partition for ids 0..n-1, then the
+    held-out clients in id order (evaluation-only). y = -1 where unlabeled."""
+    parts = _client_index_lists(cfg)
+    ds, _ = load_with_split(cfg.dataset, cfg.seed)
+    if 0 <= partition_id < len(parts):
+        idx = parts[partition_id]
+        return ds.x[idx], ds.y[idx]
+    k = partition_id - len(parts)
+    held_out = held_out_clients(cfg)
+    if ds.client is None or not 0 <= k < len(held_out):
+        raise DataError(
+            f"{cfg.dataset}: partition-id {partition_id} out of range; the run has {len(parts)} "
+            f"training clients and {len(held_out)} held-out ones"
+        )
+    idx = np.flatnonzero(ds.client == held_out[k])
+    return ds.x[idx], ds.y[idx]
+
+
 def client_inputs(cfg: RunConfig, partition_id: int) -> np.ndarray:
     """The unlabeled inputs of one simulated client."""
     parts = _client_index_lists(cfg)

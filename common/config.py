@@ -212,6 +212,31 @@ class RunConfig:
         flag="--no-evaluate",
         flag_help="skip the final linear probe",
     )
+    evaluate_every: int = option(
+        1,
+        "federated evaluation: every this many rounds (and after the last) the server sends the "
+        "global encoder to every device, which stores it and evaluates it on its own data; 0 = off",
+        flag="--evaluate-every",
+        bound=NON_NEGATIVE,
+    )
+    eval_labels_per_class: int = option(
+        10,
+        "federated evaluation: labeled windows per class a device fits its personal head on "
+        "(the rest of its labeled windows test it)",
+        bound=POSITIVE,
+    )
+    eval_classes: int = option(
+        0,
+        "federated evaluation: labels 0..N-1 are evaluated (others are ignored); 0 = the data "
+        "set's (HAPT: the 6 basic activities; otherwise all)",
+        bound=NON_NEGATIVE,
+    )
+    eval_clients: int = option(
+        -1,
+        "simulation: evaluation-only clients, which evaluate every delivered encoder but never "
+        "train; -1 = auto (the data set's held-out clients: HAPT's users 22-30), 0 = none",
+        bound=Bound("must be >= -1 (-1 = auto)", lambda v: v >= -1),
+    )
     input_shape: str = option(
         "",
         "the shape of one sample, e.g. 6x128 or 1x28x28; empty = from the data set. Lets a deployment server run without any data (with evaluate off)",

@@ -82,6 +82,18 @@ def initial_global_arrays(cfg: RunConfig, input_shape: tuple[int, ...]) -> list[
     return state_to_arrays(method.state_dict(), shared_keys(cfg, method))
 
 
+def method_from_arrays(
+    cfg: RunConfig, input_shape: tuple[int, ...], arrays: list[np.ndarray]
+) -> SSLMethod:
+    """The SSL method at the global weights, its local state freshly derived from them (a
+    device's view of the global model, e.g. BYOL's target = the global online network)."""
+    method, _, _ = build_model(cfg, input_shape)
+    state = arrays_to_state(arrays, shared_keys(cfg, method), method.state_dict())
+    method.load_state_dict(state, strict=False)
+    method.init_local_state()
+    return method.eval()
+
+
 def encoder_state_from_arrays(
     cfg: RunConfig, input_shape: tuple[int, ...], arrays: list[np.ndarray]
 ) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:

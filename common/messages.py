@@ -12,6 +12,14 @@ from common.config import RunConfig, Scalar, _key, run_option
 # run's key (which names the device's state file; not the server's paths) under RUN_KEY.
 ROUND_KEY = "server-round"
 RUN_KEY = "run-key"
+# A query with this record asks a node its role: it trains, or only evaluates.
+ROLE_RECORD = "fedssl-role"
+TRAIN, EVALUATE = "train", "evaluate"
+# An evaluate message: the global encoder's file (ENCODER_RECORD, its bytes as uint8) and
+# what to evaluate with (EVAL_RECORD); the reply's scalars are in EVAL_RESULT.
+ENCODER_RECORD = "fedssl-encoder"
+EVAL_RECORD = "fedssl-eval"
+EVAL_RESULT = "fedssl-eval-result"
 # A query message with this record tells a device that its run has ended.
 RUN_END_RECORD = "fedssl-run-end"
 # What a device's ClientApp writes into its state dir when told so; ``fedssl client``

@@ -33,3 +33,40 @@ def plot_rounds(rows: list[dict[str, Any]], path: str | Path, title: str) -> Pat
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_federated_evaluation(
+    rows: list[dict[str, Any]], initial: dict[str, Any] | None, path: str | Path, title: str
+) -> Path | None:
+    """Per round: the devices' personal-head accuracy (unseen and training devices) and
+    pretext loss, from each row's ``federated_evaluation`` (round 0: the random-init
+    encoder). None when no round was evaluated."""
+    points = [(0, initial)] if initial else []
+    points += [
+        (r["round"], r["federated_evaluation"]) for r in rows if r.get("federated_evaluation")
+    ]
+    if not points:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for role, label in (("evaluate", "unseen devices"), ("train", "training devices")):
+        pts = [
+            (rnd, e[role]["accuracy"])
+            for rnd, e in points
+            if e.get(role, {}).get("accuracy") is not None
+        ]
+        if pts:
+            ax1.plot(*zip(*pts, strict=True), marker="o", label=label)
+    ax1.set_xlabel("round (0 = random-init encoder)")
+    ax1.set_ylabel("personal-head accuracy")
+    ax1.legend()
+    loss = [(rnd, e["pretext_loss"]) for rnd, e in points if e.get("pretext_loss") is not None]
+    if loss:
+        ax2.plot(*zip(*loss, strict=True), marker="o")
+    ax2.set_xlabel("round")
+    ax2.set_ylabel("held-out pretext loss (devices' mean)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

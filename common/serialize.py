@@ -70,18 +70,24 @@ def read_encoder_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such encoder file")
+    return read_encoder_bytes(path.read_bytes(), str(path))
+
+
+def read_encoder_bytes(data: bytes, name: str) -> dict[str, Any]:
+    """Verify an encoder file's bytes (``name`` for messages): the format and the checksum
+    of its weights."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, random bytes, pickle errors
         raise CheckpointError(
-            f"{path}: not a readable encoder file ({exc.__class__.__name__}: {exc})"
+            f"{name}: not a readable encoder file ({exc.__class__.__name__}: {exc})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} file")
+        raise CheckpointError(f"{name}: not a {FORMAT} file")
     state = payload["state_dict"]
     extra = payload.get("extra_state", {})
     if _digest({**state, **{f"extra/{k}": v for k, v in extra.items()}}) != payload.get("sha256"):
-        raise CheckpointError(f"{path}: checksum mismatch, the file is corrupt")
+        raise CheckpointError(f"{name}: checksum mismatch, the file is corrupt")
     return payload
 
 
@@ -121,7 +127,12 @@ def arrays_to_state(
 
 def checkpoint_shared_arrays(path: str | Path) -> list[np.ndarray]:
     """The whole shared state (in wire order) stored in a round checkpoint."""
-    extra = read_encoder_file(path).get("extra_state", {})
+    return shared_arrays_of(read_encoder_file(path), str(path))
+
+
+def shared_arrays_of(payload: dict[str, Any], name: str) -> list[np.ndarray]:
+    """The shared state (wire order) of a verified checkpoint payload."""
+    extra = payload.get("extra_state", {})
     if not extra:
-        raise CheckpointError(f"{path}: holds no shared state (not a round checkpoint)")
+        raise CheckpointError(f"{name}: holds no shared state (not a round checkpoint)")
     return [extra[k].numpy() for k in sorted(extra)]

@@ -114,3 +114,28 @@ def train_epochs(
         samples=samples,
         seconds=time.perf_counter() - start,
     )
+
+
+@torch.no_grad()
+def pretext_loss(
+    method: SSLMethod, x: np.ndarray, augment: nn.Module, *, batch_size: int, seed: int = 0
+) -> float:
+    """The mean pretext loss of ``method`` on ``x`` (two seeded augmented views per batch,
+    no update): how well the model does its self-supervised task on held-out data."""
+    data = torch.as_tensor(x, dtype=torch.float32)
+    if len(data) < 2:
+        raise ValueError(f"need at least 2 samples for a pretext loss, got {len(data)}")
+    gen = torch.Generator().manual_seed(seed)
+    was_training = method.training
+    method.eval()
+    losses, weights = [], []
+    for idx in _batches(len(data), batch_size, False, torch.arange(len(data))):
+        batch = data[idx]
+        losses.append(
+            float(
+                method.training_loss(augment(batch, generator=gen), augment(batch, generator=gen))
+            )
+        )
+        weights.append(len(idx))
+    method.train(was_training)
+    return float(np.average(losses, weights=weights))

@@ -41,12 +41,16 @@ def run_rounds(
     secure: bool,
     round_min_clients: int = 2,
     round_wait_s: float = 300.0,
+    on_start: Callable[[], None] | None = None,
 ) -> None:
-    """Run rounds ``first_round..last_round``; ``on_round_end(outcome, seconds)`` after each."""
+    """Run rounds ``first_round..last_round``; ``on_start()`` once the clients are there,
+    ``on_round_end(outcome, seconds)`` after each round."""
     thread, f_stop, c_done = start_update_client_manager_thread(grid, context.client_manager)
     try:
         c_done.wait()
         _wait_for_clients(context, wait_for_clients)
+        if on_start is not None:
+            on_start()
         params = ndarrays_to_parameters(strategy.global_arrays)
         context.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(
             params, keep_input=True

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +14,7 @@ import torch
 from common.config import RunConfig
 from common.local_round import encoder_from_arrays
 from common.serialize import save_encoder
+from server.federated_eval import evaluation_line
 from server.round_loop import RoundHook
 from server.round_outcome import RoundOutcome
 from server.run_setup import RunSetup
@@ -31,20 +34,34 @@ def save_global(
     save_encoder(path, enc, arch, hparams, meta, extra_state=shared)
 
 
-def round_reporter(setup: RunSetup, strategy: DeltaFedAvg) -> RoundHook:
-    """``on_round_end(outcome, seconds)``: checkpoint, record and log one round."""
+# evaluate(round, checkpoint) -> the devices' aggregated figures
+Evaluator = Callable[[int, Path], dict[str, Any]]
+
+
+def round_reporter(
+    setup: RunSetup, strategy: DeltaFedAvg, evaluate: Evaluator | None = None
+) -> RoundHook:
+    """``on_round_end(outcome, seconds)``: checkpoint, evaluate on the devices (every
+    ``evaluate-every`` completed rounds, and after the last), record and log one round."""
     cfg, out = setup.cfg, setup.out
     upload = sum(a.size for a in setup.init) * (8 if cfg.secure_aggregation else 4)
 
     def on_round_end(outcome: RoundOutcome, seconds: float) -> None:
+        path = out.checkpoint_path(outcome.round)
         if outcome.completed:
-            path = out.checkpoint_path(outcome.round)
             save_global(cfg, setup.shape, path, strategy.global_arrays, outcome.round)
+        extra: dict[str, Any] = {}
+        if evaluate is not None and _evaluated(cfg, outcome):
+            if not outcome.completed:  # the last round failed: the encoder it leaves
+                path = out.dir / "encoder.pt"
+                save_global(cfg, setup.shape, path, strategy.global_arrays, outcome.round)
+            extra["federated_evaluation"] = evaluate(outcome.round, path)
         row = out.append_round(
             outcome,
             secure_aggregation=cfg.secure_aggregation,
             seconds=round(seconds, 3),
             upload_bytes_per_client=upload,
+            **extra,
         )
         if outcome.clipped_values:
             log.warning(
@@ -55,8 +72,16 @@ def round_reporter(setup: RunSetup, strategy: DeltaFedAvg) -> RoundHook:
                 cfg.clipping_range,
             )
         log.info("%s", round_line(cfg, outcome, row, seconds))
+        if "federated_evaluation" in extra:
+            log.info("%s", evaluation_line(extra["federated_evaluation"]))
 
     return on_round_end
+
+
+def _evaluated(cfg: RunConfig, outcome: RoundOutcome) -> bool:
+    every = cfg.evaluate_every
+    last = outcome.round == cfg.num_server_rounds
+    return bool(every) and (last or (outcome.completed and outcome.round % every == 0))
 
 
 def round_line(cfg: RunConfig, outcome: RoundOutcome, row: dict, seconds: float) -> str:  # type: ignore[type-arg]

@@ -15,15 +15,18 @@ from flwr.serverapp import Grid
 from common.config import ConfigError, RunConfig
 from common.errors import EXIT_FAILED_ROUNDS, FedsslError
 from common.local_round import encoder_from_arrays
-from common.plots import plot_rounds
+from common.messages import training_config
+from common.plots import plot_federated_evaluation, plot_rounds
 from server.evaluation import probe_encoders
 from server.fast_grid import with_fast_polling
+from server.federated_eval import evaluate_on_devices, evaluation_line
+from server.node_roles import NodeRoles
 from server.outputs import RunOutputs
 from server.plain_workflow import PlainFitWorkflow
 from server.recording_grid import with_recording
 from server.round_loop import Workflow, run_rounds
-from server.round_report import round_reporter, save_global
-from server.run_setup import log_run_start, make_strategy, min_clients, prepare_run
+from server.round_report import Evaluator, round_reporter, save_global
+from server.run_setup import RunSetup, log_run_start, make_strategy, min_clients, prepare_run
 from server.secagg_workflow import DropoutTolerantSecAggPlus
 from server.strategy import DeltaFedAvg
 
@@ -68,23 +71,46 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
     legacy = LegacyContext(
         context, config=ServerConfig(num_rounds=cfg.num_server_rounds), strategy=strategy
     )
+    grid = with_recording(with_fast_polling(grid))
+    strategy.roles = NodeRoles(training_config(cfg))
+    evaluate = _evaluator(grid, setup, strategy.roles) if cfg.evaluate_every else None
+    initial: dict[str, Any] = {}
+
+    def before_round_1() -> None:  # the devices' figures for the encoder they start from
+        if evaluate is not None and not cfg.resume:
+            initial.update(evaluate(0, setup.out.checkpoint_path(0)))
+
     run_rounds(
-        with_recording(with_fast_polling(grid)),
+        grid,
         legacy,
         make_fit_workflow(cfg, setup.per_round),
         strategy,
         first_round=setup.first_round,
         last_round=cfg.num_server_rounds,
-        on_round_end=round_reporter(setup, strategy),
-        wait_for_clients=setup.n_clients,
+        on_round_end=round_reporter(setup, strategy, evaluate),
+        wait_for_clients=setup.nodes,
         secure=cfg.secure_aggregation,
         round_min_clients=min_clients(cfg, setup.n_clients),
         round_wait_s=cfg.secagg_timeout,
+        on_start=before_round_1,
     )
     done = [r["round"] for r in setup.out.rows if r["completed"]]
     final = setup.out.dir / "encoder.pt"
     save_global(cfg, setup.shape, final, strategy.global_arrays, done[-1] if done else 0)
-    return finish(cfg, setup.out, setup.init, strategy, setup.shape, time.perf_counter() - t_start)
+    seconds = time.perf_counter() - t_start
+    return finish(cfg, setup.out, setup.init, strategy, setup.shape, seconds, initial or None)
+
+
+def _evaluator(grid: Grid, setup: RunSetup, roles: NodeRoles) -> Evaluator:
+    def evaluate(server_round: int, checkpoint: Path) -> dict[str, Any]:
+        figures = evaluate_on_devices(
+            grid, setup.cfg, server_round, checkpoint, roles, setup.label_range, setup.eval_classes
+        )
+        if server_round == 0:
+            log.info("%s", evaluation_line(figures).replace("[round 0]", "[random init]"))
+        return figures
+
+    return evaluate
 
 
 def finish(
@@ -94,6 +120,7 @@ def finish(
     strategy: DeltaFedAvg,
     shape: tuple[int, ...],
     seconds: float,
+    initial_evaluation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Probe, summarise, plot; raise RunFailedError when too many rounds failed."""
     rows = out.rows
@@ -129,8 +156,16 @@ def finish(
         }
         log.info("linear probe of the federated and the random-init encoder ...")
         summary["linear_probe"] = probe_encoders(cfg, encoders)
+    evaluated = [r["federated_evaluation"] for r in rows if r.get("federated_evaluation")]
+    if evaluated:
+        summary["federated_evaluation"] = evaluated[-1]
+    if initial_evaluation:
+        summary["federated_evaluation_initial"] = initial_evaluation
     if rows:
         plot_rounds(rows, out.dir / "rounds.png", f"{cfg.dataset} / {cfg.method}")
+        plot_federated_evaluation(
+            rows, initial_evaluation, out.dir / "federated_evaluation.png", cfg.dataset
+        )
     out.write_json("summary.json", summary)
     if summary["status"] == "failed":
         raise RunFailedError(

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from common.client_data import eval_client_count
 from common.config import ConfigError, RunConfig
 from common.config_checks import check_names, check_secagg_cohort
 from common.local_round import initial_global_arrays
@@ -33,6 +34,14 @@ class RunSetup:
     first_round: int
     start_arrays: list[np.ndarray]
     out: RunOutputs
+    n_eval: int = 0  # evaluation-only clients (simulation)
+    label_range: int = 0  # devices' labels must be < this (0 = unknown: the server has no data)
+    eval_classes: int = 0  # labels 0..eval_classes-1 are evaluated (0 = all)
+
+    @property
+    def nodes(self) -> int:
+        """How many nodes the first round waits for."""
+        return self.n_clients + self.n_eval
 
 
 def prepare_run(cfg: RunConfig) -> RunSetup:
@@ -61,7 +70,23 @@ def prepare_run(cfg: RunConfig) -> RunSetup:
     out.write_json(
         "config.json", {**cfg.replace(resume=False).to_flat(), "resolved-clients": n_clients}
     )
-    return RunSetup(cfg, n_clients, per_round, shape, init, first_round, start, out)
+    n_eval = 0 if cfg.node_data else eval_client_count(cfg)
+    label_range, eval_classes = eval_labels(cfg)
+    setup = RunSetup(cfg, n_clients, per_round, shape, init, first_round, start, out)
+    return replace(setup, n_eval=n_eval, label_range=label_range, eval_classes=eval_classes)
+
+
+def eval_labels(cfg: RunConfig) -> tuple[int, int]:
+    """(label range, evaluated classes) for the devices' evaluation, from the server's
+    data set when it has one (HAPT: its 12 labels, of which the 6 basic activities count)."""
+    from common.client_data import load_with_split
+    from common.data.hapt import HAPT_BASIC_CLASSES
+
+    if cfg.node_data and not cfg.evaluate and cfg.input_shape:
+        return 0, cfg.eval_classes  # a server without data: the devices know their labels
+    ds, _ = load_with_split(cfg.dataset, cfg.seed)
+    auto = HAPT_BASIC_CLASSES if ds.name == "hapt" else 0
+    return int(ds.num_classes), cfg.eval_classes or auto
 
 
 def _resolve_clients(cfg: RunConfig) -> tuple[RunConfig, int]:

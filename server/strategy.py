@@ -28,6 +28,7 @@ from flwr.common import (
 )
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
+from flwr.server.criterion import Criterion
 from flwr.server.strategy import FedAvg
 
 from common.messages import ROUND_KEY
@@ -35,6 +36,7 @@ from common.privacy.accountant import RdpPrivacyAccountant
 from common.privacy.clipping import l2_norm
 from common.privacy.noise import add_gaussian_noise, noise_std
 from server.failures import describe_failure
+from server.node_roles import NodeRoles
 from server.round_outcome import RoundOutcome
 
 log = logging.getLogger("fedssl.server")
@@ -85,6 +87,7 @@ class DeltaFedAvg(FedAvg):
         # could be subtracted again. Tests pass a seeded generator.
         self.dp_rng = dp_rng if dp_rng is not None else np.random.default_rng()
         self.outcome = RoundOutcome(round=0)
+        self.roles: NodeRoles | None = None  # set by the run: which nodes train
 
     def begin_round(self, server_round: int) -> None:
         self.outcome = RoundOutcome(round=server_round)
@@ -106,15 +109,20 @@ class DeltaFedAvg(FedAvg):
     def configure_fit(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, FitIns]]:
-        instructions = super().configure_fit(server_round, parameters, client_manager)
+        # Sample among the nodes that train: evaluation-only nodes never get a fit message.
+        trainers = _Trainers(self.roles)
+        available = sum(1 for proxy in client_manager.all().values() if trainers.select(proxy))
+        sample_size, min_num = self.num_fit_clients(available)
+        sampled = client_manager.sample(
+            num_clients=sample_size, min_num_clients=min_num, criterion=trainers
+        )
         config: dict[str, Scalar] = {**self.train_config, ROUND_KEY: server_round}
-        out = [(proxy, FitIns(ins.parameters, dict(config))) for proxy, ins in instructions]
+        out = [(proxy, FitIns(parameters, dict(config))) for proxy in sampled]
         self.outcome.clients_sampled = len(out)
         if self.dp_clipping_norm > 0 and out:
             # Each client's chance to be in this round: sampled / available (an upper
             # bound for every client of the population).
-            available = max(client_manager.num_available(), len(out))
-            self.outcome.dp_sampling_rate = len(out) / available
+            self.outcome.dp_sampling_rate = len(out) / max(available, len(out))
         return out
 
     def aggregate_fit(
@@ -230,3 +238,13 @@ def _describe(failure: tuple[ClientProxy, FitRes] | BaseException) -> str:
         return describe_failure(f"{failure.__class__.__name__}: {failure}")
     proxy, res = failure
     return f"node {proxy.cid}: {describe_failure(res.status.message)}"
+
+
+class _Trainers(Criterion):
+    """A node trains unless it said it only evaluates."""
+
+    def __init__(self, roles: NodeRoles | None) -> None:
+        self.roles = roles
+
+    def select(self, client: ClientProxy) -> bool:
+        return self.roles is None or self.roles.trains(int(client.cid))

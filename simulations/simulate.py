@@ -66,8 +66,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def preflight(cfg: RunConfig) -> int:
     """Check names, the output folder, the data, its partition and SecAgg+ limits before
-    any process starts; return the number of clients."""
-    from common.client_data import client_indices
+    any process starts; return the number of simulated nodes."""
+    from common.client_data import client_indices, eval_client_count
     from common.config import ConfigError
     from server.outputs import RUN_FILES
 
@@ -80,7 +80,7 @@ def preflight(cfg: RunConfig) -> int:
     if too_small:
         raise ConfigError(f"clients {too_small[:10]} hold fewer than 2 samples; use fewer clients")
     check_secagg_cohort(cfg, cfg.clients_per_round(len(parts)))
-    return len(parts)
+    return len(parts) + eval_client_count(cfg)  # evaluation-only clients are nodes too
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,11 +89,11 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     log = logging.getLogger("fedssl")
     cfg = config_from_args(args)  # errors rise to the CLI, reported before Ray starts
-    n_clients = preflight(cfg)
-    return simulate(cfg, n_clients, args.cpus_per_client, args.gpus_per_client, log)
+    n_nodes = preflight(cfg)
+    return simulate(cfg, n_nodes, args.cpus_per_client, args.gpus_per_client, log)
 
 
-def simulate(cfg: RunConfig, n_clients: int, cpus: float, gpus: float, log: logging.Logger) -> int:
+def simulate(cfg: RunConfig, n_nodes: int, cpus: float, gpus: float, log: logging.Logger) -> int:
     _simulation_env(cfg, cpus)
     from flwr.simulation import run_simulation
 
@@ -109,8 +109,8 @@ def simulate(cfg: RunConfig, n_clients: int, cpus: float, gpus: float, log: logg
         "init_args": {"num_cpus": total_cpus, "include_dashboard": False, "log_to_driver": False},
     }
     log.info(
-        "starting Flower simulation: %d clients, %s CPU each, %d CPUs in all (Flower's log: %s)",
-        n_clients,
+        "starting Flower simulation: %d nodes, %s CPU each, %d CPUs in all (Flower's log: %s)",
+        n_nodes,
         cpus,
         total_cpus,
         chatter,
@@ -120,7 +120,7 @@ def simulate(cfg: RunConfig, n_clients: int, cpus: float, gpus: float, log: logg
         run_simulation(
             server_app=make_server_app(cfg),
             client_app=client_app,
-            num_supernodes=n_clients,
+            num_supernodes=n_nodes,
             backend_config=backend,  # type: ignore[arg-type]
         )
     except RunFailedError as exc:

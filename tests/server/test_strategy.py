@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server.client_manager import SimpleClientManager
+from flwr.server.client_proxy import ClientProxy
 
+from server.node_roles import NodeRoles
 from server.strategy import DeltaFedAvg
 
 
@@ -200,18 +205,11 @@ def test_failed_rounds_spend_no_privacy() -> None:
 
 
 def test_dp_sampling_rate_is_sampled_over_available_and_resume_restores_the_spend() -> None:
-    class _Manager:
-        def num_available(self) -> int:
-            return 10
-
-        def sample(self, num_clients: int, min_num_clients: int | None = None) -> list:
-            return [object() for _ in range(num_clients)]
-
     init = [np.zeros(3, dtype=np.float32)]
     s = _dp_strategy(init, sigma=1.0, clip=1.0)
     s.fraction_fit = 0.5
     s.begin_round(1)
-    s.configure_fit(1, ndarrays_to_parameters(init), _Manager())  # type: ignore[arg-type]
+    s.configure_fit(1, ndarrays_to_parameters(init), _manager(10))
     assert s.outcome.clients_sampled == 5 and s.outcome.dp_sampling_rate == 0.5
     s.aggregate_fit(1, [_dp_res([np.ones(3, dtype=np.float32)], 5, 0) for _ in range(5)], [])
     resumed = _dp_strategy(init, sigma=1.0, clip=1.0)
@@ -255,3 +253,42 @@ def test_absurd_aggregate_is_refused_and_the_previous_global_kept() -> None:
     small = [np.full(100, 0.003, dtype=np.float32)]
     params, _ = s.aggregate_fit(2, [_res(small, 5, 1.0), _res(small, 5, 1.0)], [])
     assert params is not None and s.outcome.completed
+
+
+class _Proxy(ClientProxy):
+    """A connected node as the client manager holds it (nothing is ever sent to it here)."""
+
+    def get_properties(self, *a: object, **k: object) -> Any:
+        raise NotImplementedError
+
+    def get_parameters(self, *a: object, **k: object) -> Any:
+        raise NotImplementedError
+
+    def fit(self, *a: object, **k: object) -> Any:
+        raise NotImplementedError
+
+    def evaluate(self, *a: object, **k: object) -> Any:
+        raise NotImplementedError
+
+    def reconnect(self, *a: object, **k: object) -> Any:
+        raise NotImplementedError
+
+
+def _manager(n: int) -> SimpleClientManager:
+    manager = SimpleClientManager()
+    for node in range(1, n + 1):
+        manager.register(_Proxy(str(node)))
+    return manager
+
+
+def test_evaluation_only_nodes_are_never_sampled_for_training() -> None:
+    init = [np.zeros(3, dtype=np.float32)]
+    s = _dp_strategy(init, sigma=1.0, clip=1.0)
+    roles = NodeRoles({})
+    roles.roles.update({8: "evaluate", 9: "evaluate", 10: "evaluate", 1: "train"})
+    s.roles = roles
+    for rnd in range(1, 6):
+        s.begin_round(rnd)
+        sampled = s.configure_fit(rnd, ndarrays_to_parameters(init), _manager(10))
+        assert sorted(int(p.cid) for p, _ in sampled) == list(range(1, 8))  # unknown ones train
+        assert s.outcome.clients_sampled == 7 and s.outcome.dp_sampling_rate == 1.0

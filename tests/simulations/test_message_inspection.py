@@ -26,11 +26,19 @@ from flwr.common.serde import ProtoRecordDict, recorddict_from_proto
 
 from common.client_data import client_indices, client_inputs, load_with_split
 from common.config import RunConfig
+from common.messages import EVAL_RESULT, ROLE_RECORD
 from common.serialize import checkpoint_shared_arrays
 
 N, ROUNDS = 4, 2
 # The scalars a client may send in clear besides num_examples (common/local_round.py).
 DECLARED_METRICS = {"train-loss", "clipped-values", "dp-clipped"}
+# ... and in its evaluation reply (client/federated_eval.py, client/evaluation_handler.py).
+DECLARED_EVAL = {
+    "role", "bytes-received", "pretext-loss", "pretext-samples", "embedding-std",
+    "embedding-samples", "accuracy", "accuracy-samples", "knn-accuracy", "labels-used", "skipped",
+}  # fmt: skip
+# Besides training: the role question before round 1 and an evaluation after rounds 0..R.
+OTHER_REPLIES = {(0, "query")} | {(r, "evaluate") for r in range(ROUNDS + 1)}
 STAGE_KEYS = {
     "setup": {Key.PUBLIC_KEY_1, Key.PUBLIC_KEY_2},
     "share_keys": {Key.DESTINATION_LIST, Key.CIPHERTEXT_LIST},
@@ -94,11 +102,15 @@ def test_clients_send_only_protocol_material_and_declared_scalars(
     _, rec = recorded
     for pid in range(N):
         sent = _sent(rec, pid)
-        assert Counter((r, s) for r, s, _ in sent) == Counter(
-            (r, s) for r in range(1, ROUNDS + 1) for s in STAGE_KEYS
-        ), f"client {pid}: unexpected set of messages {sorted((r, s) for r, s, _ in sent)}"
+        expected = [(r, s) for r in range(1, ROUNDS + 1) for s in STAGE_KEYS] + [*OTHER_REPLIES]
+        assert Counter((r, s) for r, s, _ in sent) == Counter(expected), (
+            f"client {pid}: unexpected set of messages {sorted((r, s) for r, s, _ in sent)}"
+        )
         for rnd, stage, blob in sent:
             content = _parse(blob)
+            if stage in ("query", "evaluate"):
+                _check_declared_reply(content, stage)
+                continue
             assert set(content.config_records[RECORD_KEY_CONFIGS]) == STAGE_KEYS[stage]
             assert all(len(a) == 0 for a in content.array_records.values()), (
                 f"client {pid} sent an array in clear at {stage}, round {rnd}"
@@ -138,7 +150,7 @@ def test_server_received_exactly_what_clients_sent(recorded: tuple[Path, Path]) 
     sent = Counter(blob for pid in range(N) for _, _, blob in _sent(rec, pid))
     received = Counter(p.read_bytes() for p in (rec / "server").glob("*.pb"))
     assert not list((rec / "server").glob("*.error"))
-    assert sum(received.values()) == N * ROUNDS * len(STAGE_KEYS)
+    assert sum(received.values()) == N * (ROUNDS * len(STAGE_KEYS) + len(OTHER_REPLIES))
     assert received == sent
 
 
@@ -172,6 +184,19 @@ def test_server_never_holds_an_individual_unmasked_update(recorded: tuple[Path, 
             assert float(np.abs(got[i] - (g + mean)).max()) < 1e-4
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(r["completed"] and r["clients_aggregated"] == N for r in rows)
+
+
+def _check_declared_reply(content: RecordDict, stage: str) -> None:
+    """A role or evaluation reply: one config record of declared scalars, no arrays."""
+    assert not content.array_records and not content.metric_records
+    (name,) = content.config_records
+    record = content.config_records[name]
+    if stage == "query":
+        assert name == ROLE_RECORD and set(record) == {"role"}
+    else:
+        assert name == EVAL_RESULT and set(record) <= DECLARED_EVAL, set(record)
+        assert {"pretext-loss", "accuracy", "embedding-std"} <= set(record)  # it evaluated
+    assert all(isinstance(v, int | float | str) for v in record.values())
 
 
 def _masked_vector(rec: Path, pid: int, rnd: int) -> np.ndarray:
