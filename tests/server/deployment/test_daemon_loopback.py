@@ -62,12 +62,14 @@ def _connected_nodes(server_log: str) -> set[str]:
 
 
 def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopback) -> None:
-    """A real TLS + node-auth + SecAgg+ run (2 rounds) while outsiders attack the public port: Flower's
+    """A real TLS + node-auth + SecAgg+ run (2 rounds, a server without data) while outsiders attack the public port: Flower's
     CLI with the CA certificate, raw requests with and without a registered device's
     signature, garbage, a huge body, a slow client, 400 idle connections. All refused,
     nothing foreign runs, the SuperLink's memory stays put, and the run completes."""
     watch = CmdlineWatch()
-    lb.start_server(2, register=3)
+    # The server holds no data at all: the devices bring theirs, the shape is configured.
+    no_data = ["--dataset", "npz:/nonexistent/server-has-no-data.npz", "--set", "input-shape=1x8x8"]
+    lb.start_server(2, register=3, extra=no_data)
     lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
     clients = [lb.start_client(i) for i in range(3)]
     # A device whose key was never registered, and one that speaks plaintext to the TLS port.
@@ -160,6 +162,16 @@ def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopbac
     assert "not registered" in lb.log("unregistered")
     assert plaintext.wait(60) != 0, lb.log("plaintext")
     assert "plaintext client" in lb.log("plaintext")
+    # Every device got each round's encoder, stored as the server's checkpoint byte for
+    # byte, and evaluated it on its own data.
+    final = (lb.out / "checkpoints" / "round-0002.pt").read_bytes()
+    for i in range(3):
+        stored = lb.root / f"client{i}" / "global"
+        assert (stored / "encoder.pt").read_bytes() == final
+        assert json.loads((stored / "encoder.json").read_text())["round"] == 2
+    for row in rows:
+        fe = row["federated_evaluation"]
+        assert fe["devices"] == 3 and fe["labeled_devices"] == 3 and fe["accuracy"] > 0.5, fe
     # Per-client state and timings stayed on each device.
     for i in range(3):
         state = lb.root / f"client{i}"
@@ -254,4 +266,7 @@ def test_restarted_client_keeps_its_local_state(lb: Loopback) -> None:
     assert rows[0]["completed"] and rows[-1]["completed"] and rows[-1]["clients_aggregated"] == 3
     # The new process trained from the state its predecessor left on disk.
     assert "restored local state" in lb.log("client0"), lb.log("client0")[-3000:]
+    # ... and received the encoders of the rounds after its restart: the last is stored.
+    stored = lb.root / "client0" / "global" / "encoder.pt"
+    assert stored.read_bytes() == (lb.out / "checkpoints" / "round-0003.pt").read_bytes()
     assert restarted.poll() is None or restarted.returncode == 0
