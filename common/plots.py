@@ -38,8 +38,8 @@ def plot_rounds(rows: list[dict[str, Any]], path: str | Path, title: str) -> Pat
 def plot_federated_evaluation(
     rows: list[dict[str, Any]], initial: dict[str, Any] | None, path: str | Path, title: str
 ) -> Path | None:
-    """Per round: the devices' personal-head accuracy (unseen and training devices) and
-    pretext loss, from each row's ``federated_evaluation`` (round 0: the random-init
+    """Per round: the devices' personal-head accuracy (unseen and training devices), the
+    server's linear probe where it ran, and the devices' pretext loss, from each row's ``federated_evaluation`` (round 0: the random-init
     encoder). None when no round was evaluated."""
     points = [(0, initial)] if initial else []
     points += [
@@ -56,8 +56,15 @@ def plot_federated_evaluation(
         ]
         if pts:
             ax1.plot(*zip(*pts, strict=True), marker="o", label=label)
+    probe = [
+        (rnd, e["server_linear_probe"]["accuracy"])
+        for rnd, e in points
+        if e.get("server_linear_probe", {}).get("accuracy") is not None
+    ]
+    if probe:
+        ax1.plot(*zip(*probe, strict=True), marker="s", ls="--", label="server linear probe")
     ax1.set_xlabel("round (0 = random-init encoder)")
-    ax1.set_ylabel("personal-head accuracy")
+    ax1.set_ylabel("accuracy")
     ax1.legend()
     loss = [(rnd, e["pretext_loss"]) for rnd, e in points if e.get("pretext_loss") is not None]
     if loss:

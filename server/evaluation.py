@@ -9,6 +9,7 @@ missing data set is reported then; a deployment server without data runs with
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -16,6 +17,7 @@ from torch import nn
 from common.client_data import load_with_split
 from common.config import RunConfig
 from common.eval.linear_probe import probe_encoder
+from common.serialize import load_encoder
 
 log = logging.getLogger("fedssl.server")
 
@@ -29,3 +31,14 @@ def probe_encoders(cfg: RunConfig, encoders: dict[str, nn.Module]) -> dict[str, 
     for name, encoder in encoders.items():
         out[name] = probe_encoder(encoder, ds, split, seed=cfg.seed)
     return out
+
+
+def probe_checkpoint(cfg: RunConfig, checkpoint: Path) -> dict[str, Any]:
+    """The linear probe of one round's global encoder (read from its checkpoint), so a
+    run that can probe reports it per round beside the devices' own evaluation."""
+    probed = probe_encoders(cfg, {"encoder": load_encoder(checkpoint)})
+    if "skipped" in probed:
+        return probed
+    figures = probed["encoder"]
+    return {k: figures[k] for k in ("accuracy", "macro_f1", "error") if k in figures}
+

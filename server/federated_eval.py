@@ -107,6 +107,9 @@ def evaluation_line(summary: dict[str, Any]) -> str:
         if acc is not None
         else "no labeled device"
     )
+    probe = summary.get("server_linear_probe", {}).get("accuracy")
+    if probe is not None:
+        text += f" | server linear probe {probe:.1%}"
     loss = part.get("pretext_loss")
     problems = len(summary.get("skipped", [])) + len(summary.get("failures", []))
     return (

@@ -45,6 +45,7 @@ def round_reporter(
     ``evaluate-every`` completed rounds, and after the last), record and log one round."""
     cfg, out = setup.cfg, setup.out
     upload = sum(a.size for a in setup.init) * (8 if cfg.secure_aggregation else 4)
+    download = sum(a.size for a in setup.init) * 4  # the global arrays, float32
 
     def on_round_end(outcome: RoundOutcome, seconds: float) -> None:
         path = out.checkpoint_path(outcome.round)
@@ -61,6 +62,7 @@ def round_reporter(
             secure_aggregation=cfg.secure_aggregation,
             seconds=round(seconds, 3),
             upload_bytes_per_client=upload,
+            download_bytes_per_client=download,
             **extra,
         )
         if outcome.clipped_values:

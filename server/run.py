@@ -17,7 +17,7 @@ from common.errors import EXIT_FAILED_ROUNDS, FedsslError
 from common.local_round import encoder_from_arrays
 from common.messages import training_config
 from common.plots import plot_federated_evaluation, plot_rounds
-from server.evaluation import probe_encoders
+from server.evaluation import probe_checkpoint, probe_encoders
 from server.fast_grid import with_fast_polling
 from server.federated_eval import evaluate_on_devices, evaluation_line
 from server.node_roles import NodeRoles
@@ -106,6 +106,8 @@ def _evaluator(grid: Grid, setup: RunSetup, roles: NodeRoles) -> Evaluator:
         figures = evaluate_on_devices(
             grid, setup.cfg, server_round, checkpoint, roles, setup.label_range, setup.eval_classes
         )
+        if setup.cfg.evaluate:  # the server reads labeled data: its probe, side by side
+            figures["server_linear_probe"] = probe_checkpoint(setup.cfg, checkpoint)
         if server_round == 0:
             log.info("%s", evaluation_line(figures).replace("[round 0]", "[random init]"))
         return figures

@@ -36,7 +36,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, RunConfig
     )
     out, rec = tmp / "run", tmp / "rec"
     args = ["--dataset", f"npz:{data}", "--rounds", str(ROUNDS), "--local-epochs", "1"]
-    args += ["--seed", "1", "--no-evaluate", "--out", str(out)]
+    args += ["--seed", "1", "--out", str(out)]
     proc = run_cli("simulate", *args, env={"FEDSSL_RECORD_DIR": str(rec)})
     assert proc.returncode == 0, proc.stderr[-4000:]
     cfg = RunConfig(dataset=f"npz:{data}", seed=1, local_epochs=1, num_server_rounds=ROUNDS)
@@ -110,3 +110,18 @@ def test_device_figures_equal_the_central_computation(run: tuple[Path, Path, Run
         set_torch_threads(previous)
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert abs(row["federated_evaluation"]["accuracy"] - weighted / total) <= 1e-9
+
+
+def test_the_server_probe_stands_beside_each_round(run: tuple[Path, Path, RunConfig]) -> None:
+    """The per-round probe reads each round's checkpoint; the final probe uses the encoder
+    held in memory. Round 0 and the last round must agree with it."""
+    out, _, _ = run
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+    final = summary["linear_probe"]
+    initial = summary["federated_evaluation_initial"]["server_linear_probe"]
+    last = rows[-1]["federated_evaluation"]["server_linear_probe"]
+    assert initial["accuracy"] == pytest.approx(final["random_init"]["accuracy"], abs=1e-9)
+    assert last["accuracy"] == pytest.approx(final["federated"]["accuracy"], abs=1e-9)
+    assert all(0 < r["federated_evaluation"]["server_linear_probe"]["accuracy"] <= 1 for r in rows)
+

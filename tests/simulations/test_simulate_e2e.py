@@ -76,6 +76,7 @@ def test_secagg_aggregate_equals_fedavg_of_client_deltas(tmp_path: Path) -> None
     assert all(r["clients_aggregated"] == 3 for r in rows)
     n_params = sum(a.size for a in checkpoint_shared_arrays(out / "checkpoints" / "round-0000.pt"))
     assert all(r["upload_bytes_per_client"] == 8 * n_params for r in rows)  # int64 masked vectors
+    assert all(r["download_bytes_per_client"] == 4 * n_params for r in rows)  # float32 global
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds_completed"] == 2 and summary["rounds_failed"] == 0
 
