@@ -41,4 +41,3 @@ def probe_checkpoint(cfg: RunConfig, checkpoint: Path) -> dict[str, Any]:
         return probed
     figures = probed["encoder"]
     return {k: figures[k] for k in ("accuracy", "macro_f1", "error") if k in figures}
-

@@ -49,21 +49,7 @@ def evaluate_on_devices(
     payload = encoder_file.read_bytes()
     nodes = list(grid.get_node_ids())
     roles.ask(grid, nodes)
-    content = RecordDict(
-        {
-            ENCODER_RECORD: ArrayRecord([np.frombuffer(payload, dtype=np.uint8)]),
-            EVAL_RECORD: ConfigRecord(
-                {
-                    **training_config(cfg),
-                    ROUND_KEY: server_round,
-                    "sha256": hashlib.sha256(payload).hexdigest(),
-                    "eval-labels-per-class": cfg.eval_labels_per_class,
-                    "eval-classes": eval_classes,
-                    "label-range": label_range,
-                }
-            ),
-        }
-    )
+    content = evaluation_content(cfg, server_round, payload, label_range, eval_classes)
     messages = [
         Message(content, dst_node_id=n, message_type="evaluate", group_id=str(server_round))
         for n in nodes
@@ -79,6 +65,27 @@ def evaluate_on_devices(
         seconds=round(time.perf_counter() - t0, 3),
     )
     return summary
+
+
+def evaluation_content(
+    cfg: RunConfig, server_round: int, payload: bytes, label_range: int, eval_classes: int
+) -> RecordDict:
+    """The evaluate message: the checkpoint's bytes, their SHA-256, and what to evaluate."""
+    return RecordDict(
+        {
+            ENCODER_RECORD: ArrayRecord([np.frombuffer(payload, dtype=np.uint8)]),
+            EVAL_RECORD: ConfigRecord(
+                {
+                    **training_config(cfg),
+                    ROUND_KEY: server_round,
+                    "sha256": hashlib.sha256(payload).hexdigest(),
+                    "eval-labels-per-class": cfg.eval_labels_per_class,
+                    "eval-classes": eval_classes,
+                    "label-range": label_range,
+                }
+            ),
+        }
+    )
 
 
 def _collect(replies: list[Message], roles: NodeRoles) -> tuple[list[dict[str, Any]], list[str]]:
@@ -107,13 +114,12 @@ def evaluation_line(summary: dict[str, Any]) -> str:
         if acc is not None
         else "no labeled device"
     )
-    probe = summary.get("server_linear_probe", {}).get("accuracy")
-    if probe is not None:
-        text += f" | server linear probe {probe:.1%}"
     loss = part.get("pretext_loss")
     problems = len(summary.get("skipped", [])) + len(summary.get("failures", []))
+    probe = summary.get("server_linear_probe", {}).get("accuracy")
     return (
         f"[round {summary['round']}] evaluation on {part.get('devices', 0)} {who}: {text}, "
         f"pretext loss {'-' if loss is None else f'{loss:.4f}'}"
         f"{f', {problems} problems' if problems else ''} | {summary['seconds']:.1f} s"
+        f"{'' if probe is None else f' | server linear probe {probe:.1%}'}"
     )

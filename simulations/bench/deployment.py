@@ -7,7 +7,10 @@ three ``fedssl client`` processes on loopback, each device holding a third of sk
 digits, then runs ``fedssl simulate`` on the same split. Per SecAgg+ stage it reports
 how long each ClientApp process took to start (Flower starts one per message), how
 long our handler ran (training, masking), and the rest of the round (polling,
-transport, server work). Prints a table and writes ``bench-deployment.json``.
+transport, server work); then, in both runtimes, what delivering the global encoder
+and evaluating it on the devices costs per round, and the bytes each device sends and
+receives (replies as recorded on the server, ``FEDSSL_RECORD_DIR``). Prints a table
+and writes ``bench-deployment.json``.
 """
 
 from __future__ import annotations
@@ -37,13 +40,16 @@ ENV = {
 }
 
 
-def _fedssl(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def _fedssl(
+    args: list[str], log: Path, cwd: Path, record: Path | None = None
+) -> subprocess.Popen[bytes]:
     fh = open(log, "ab")  # noqa: SIM115 (kept open for the child)
+    env = {**ENV, "FEDSSL_RECORD_DIR": str(record)} if record else ENV
     return subprocess.Popen(
         [sys.executable, "-m", "common.cli", *args],
         stdout=fh,
         stderr=subprocess.STDOUT,
-        env=ENV,
+        env=env,
         cwd=cwd,
     )
 
@@ -84,6 +90,7 @@ def run_deployment(root: Path, rounds: int, devices: int) -> dict[str, Any]:
          "--clients", str(devices)],
         root / "server.log",
         root,
+        record=root / "rec-deploy",
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while "waiting for" not in (root / "server.log").read_text(errors="replace"):
@@ -115,7 +122,8 @@ def run_deployment(root: Path, rounds: int, devices: int) -> dict[str, Any]:
         for i in range(devices)
         for line in (root / f"client{i}" / "timing.jsonl").read_text().splitlines()
     ]
-    return {"rows": _rows(out), "timing": timing, "wall_s": time.perf_counter() - t0}
+    rows, wall = _rows(out), time.perf_counter() - t0
+    return {"rows": rows, "timing": timing, "wall_s": wall, **_evaluation(out, root / "rec-deploy")}
 
 
 def run_simulation(root: Path, rounds: int, devices: int) -> dict[str, Any]:
@@ -126,10 +134,50 @@ def run_simulation(root: Path, rounds: int, devices: int) -> dict[str, Any]:
          "--rounds", str(rounds), "--no-evaluate", "--out", str(out)],
         root / "simulate.log",
         root,
+        record=root / "rec-sim",
     )  # fmt: skip
     if proc.wait(1800) != 0:
         raise RuntimeError(f"simulation failed; see {root / 'simulate.log'}")
-    return {"rows": _rows(out), "wall_s": time.perf_counter() - t0}
+    rows, wall = _rows(out), time.perf_counter() - t0
+    return {"rows": rows, "wall_s": wall, **_evaluation(out, root / "rec-sim")}
+
+
+def _evaluation(out: Path, record: Path) -> dict[str, Any]:
+    """Delivery + evaluation seconds per round (round 0: the random-init encoder) and the
+    bytes per device and round, as the server's rows and recorder saw them."""
+    rows = _rows(out)
+    initial = json.loads((out / "summary.json").read_text())["federated_evaluation_initial"]
+    per_round = [r["federated_evaluation"] for r in rows if r.get("federated_evaluation")]
+    return {
+        "evaluation_s": [initial["seconds"]] + [e["seconds"] for e in per_round],
+        "bytes_per_device": {
+            "train_download": rows[0]["download_bytes_per_client"],
+            "train_upload_computed": rows[0]["upload_bytes_per_client"],
+            "delivery_download": per_round[0]["bytes_per_device"],
+            **_reply_bytes(record / "server"),
+        },
+    }
+
+
+def _reply_bytes(folder: Path) -> dict[str, float]:
+    """Mean bytes of the replies one device sends in one round: training (all SecAgg+
+    stages together) and evaluation, from the recorded wire content."""
+    from flwr.common.serde import ProtoRecordDict, recorddict_from_proto
+
+    from common.messages import EVAL_RESULT
+
+    sums: dict[tuple[str, str, str], int] = {}
+    for path in folder.glob("round-*-node-*.pb"):
+        _, rnd, _, node, _ = path.stem.split("-")
+        content = recorddict_from_proto(ProtoRecordDict.FromString(path.read_bytes()))
+        kind = "evaluate" if EVAL_RESULT in content.config_records else "train"
+        key = (kind, rnd, node)
+        sums[key] = sums.get(key, 0) + path.stat().st_size
+    out = {}
+    for kind in ("train", "evaluate"):
+        sizes = [v for (k, rnd, _), v in sums.items() if k == kind and rnd != "0"]
+        out[f"{kind}_upload_recorded"] = statistics.mean(sizes) if sizes else 0.0
+    return out
 
 
 def breakdown(dep: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     b = breakdown(dep)
     sim_rounds = [r["seconds"] for r in sim["rows"]]
     sim_mean = statistics.mean(sim_rounds[1:] if len(sim_rounds) > 1 else sim_rounds)
-    result = {"deployment": b, "simulation": {"round_s": sim_rounds, "mean_round_s": sim_mean}}
+    result = {
+        "deployment": {**b, "evaluation_s": dep["evaluation_s"], "bytes": dep["bytes_per_device"]},
+        "simulation": {"round_s": sim_rounds, "mean_round_s": sim_mean,
+                       "evaluation_s": sim["evaluation_s"], "bytes": sim["bytes_per_device"]},
+    }  # fmt: skip
     (root / "bench-deployment.json").write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"\n{args.devices} devices, digits, SecAgg+, {args.rounds} rounds (means exclude round 1)"
@@ -189,7 +241,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {stage:<24}      {v['startup_s']:6.2f} s          {v['handler_s']:6.2f} s")
     print(f"  round = start-up {b['clientapp_startup_s']:.1f} s + handlers {b['handler_s']:.1f} s "
           f"+ polling/transport/server {b['polling_transport_server_s']:.1f} s")  # fmt: skip
+    _print_evaluation(dep, sim)
     return 0
+
+
+def _print_evaluation(dep: dict[str, Any], sim: dict[str, Any]) -> None:
+    print("\n  delivery + evaluation on the devices, per round (round 0 = random init):")
+    for name, res in (("deployment", dep), ("simulation", sim)):
+        secs = res["evaluation_s"]
+        print(f"    {name:<11} {statistics.mean(secs[1:]):5.1f} s   {secs}")
+    print("  bytes per device per round (deployment):")
+    for key, value in dep["bytes_per_device"].items():
+        print(f"    {key:<22} {value:>12,.0f}")
 
 
 if __name__ == "__main__":

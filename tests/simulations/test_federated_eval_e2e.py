@@ -124,4 +124,3 @@ def test_the_server_probe_stands_beside_each_round(run: tuple[Path, Path, RunCon
     assert initial["accuracy"] == pytest.approx(final["random_init"]["accuracy"], abs=1e-9)
     assert last["accuracy"] == pytest.approx(final["federated"]["accuracy"], abs=1e-9)
     assert all(0 < r["federated_evaluation"]["server_linear_probe"]["accuracy"] <= 1 for r in rows)
-
