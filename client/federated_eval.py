@@ -7,7 +7,9 @@ Only declared scalars leave the device, each with its count:
 - always (no labels needed): ``pretext-loss`` on a seeded held-out share of the local
   windows, and ``embedding-std``, the mean over dimensions of the per-dimension standard
   deviation of the L2-normalised embeddings (the collapse indicator of BYOL/SimSiam
-  work: about 1/sqrt(d) when healthy, near 0 when every window maps to one point);
+  work: near 0 when every window maps to one point, about 1/sqrt(d) for embeddings
+  spread evenly over the sphere; what matters is its trend, since encoder features
+  after ReLU and pooling sit well below that);
 - with labels: the accuracy of the personal few-label head the device runtime would fit
   (the first ``eval-labels-per-class`` labeled windows of each class, as the runtime
   calibrates on the first labels it gets; the later ones test it, less the overlapping

@@ -39,8 +39,9 @@ def plot_federated_evaluation(
     rows: list[dict[str, Any]], initial: dict[str, Any] | None, path: str | Path, title: str
 ) -> Path | None:
     """Per round: the devices' personal-head accuracy (unseen and training devices), the
-    server's linear probe where it ran, and the devices' pretext loss, from each row's ``federated_evaluation`` (round 0: the random-init
-    encoder). None when no round was evaluated."""
+    server's linear probe where it ran, and the devices' pretext loss, from each row's
+    ``federated_evaluation`` (round 0: the random-init encoder). None when no round was
+    evaluated."""
     points = [(0, initial)] if initial else []
     points += [
         (r["round"], r["federated_evaluation"]) for r in rows if r.get("federated_evaluation")

@@ -46,3 +46,21 @@ def stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{key}_min"] = float(values.min())
         out[f"{key}_median"] = float(np.median(values))
     return out
+
+
+def final_line(summary: dict[str, Any]) -> str | None:
+    """The run summary's line: the last evaluated round on the devices (the unseen ones
+    when there are any) against the random-init encoder; None when nothing was evaluated."""
+    last, initial = summary.get("federated_evaluation"), summary.get("federated_evaluation_initial")
+    if not last:
+        return None
+    role, who = (EVALUATE, "unseen") if (last.get(EVALUATE) or {}).get("devices") else ("", "")
+    part = last.get(role, last) if role else last
+    before = ((initial or {}).get(role, initial) if role else initial) or {}
+    head = f"{part['devices']} {who + ' ' if who else ''}devices, round {last['round']}"
+    if part.get("accuracy") is None:
+        return f"federated evaluation ({head}): pretext loss {part['pretext_loss']:.4f}, no labels"
+    text = f"personal head {part['accuracy']:.1%}, kNN {part['knn_accuracy']:.1%}"
+    if before.get("accuracy") is not None:
+        text += f" (random init {before['accuracy']:.1%}, {before['knn_accuracy']:.1%})"
+    return f"federated evaluation ({head}): {text}"

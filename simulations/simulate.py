@@ -189,6 +189,11 @@ def print_summary(summary: dict[str, Any], total: float) -> None:
         lines.append(f"  protocol: {probe['protocol']}")
     elif "skipped" in probe:
         lines.append(f"  linear probe skipped: {probe['skipped']}")
+    from server.fed_eval_summary import final_line
+
+    evaluated = final_line(summary)
+    if evaluated:
+        lines.append(f"  {evaluated}")
     dp = summary.get("differential_privacy")
     if dp:
         eps = dp["epsilon"]

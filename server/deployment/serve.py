@@ -42,6 +42,7 @@ from server.deployment.superlink import (
     stop_run,
     wait_until_up,
 )
+from server.fed_eval_summary import final_line
 
 log = logging.getLogger("fedssl.server")
 RUN_STARTED = re.compile(r"Successfully started run (\d+)")
@@ -226,4 +227,7 @@ def _finish(state: Path, out: Path) -> int:
         f", linear probe {probe['accuracy']:.1%}" if probe else "",
         out,
     )
+    evaluated = final_line(summary)
+    if evaluated:
+        log.info("%s", evaluated)
     return EXIT_OK if summary["status"] == "completed" else EXIT_FAILED_ROUNDS
