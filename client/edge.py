@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from client.state_lock import device_id, lock_state_dir
 from common.errors import EXIT_ERROR, EXIT_OK, BadInputError
 from common.messages import RUN_END_FILE
 from common.private_files import private_tree, write_secret
@@ -38,6 +38,7 @@ ACTIVATION_RETRY_S = 10.0
 REFUSED = "Failed to activate SuperNode"
 RUN_END_ACK_S = 10.0
 RUN_END_LINGER_S = 2.0
+DEFAULT_POLL_INTERVAL_S = 0.5
 log = logging.getLogger("fedssl.client")
 
 
@@ -57,6 +58,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="", help="name in logs (default: the key's file name)")
     p.add_argument(
         "--port", type=int, default=0, help="local ClientApp API port (default: a free one)"
+    )
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=DEFAULT_POLL_INTERVAL_S,
+        help="seconds between the device's requests for work while idle; shorter rounds "
+        "against more requests to the server (Flower's own: 3; default: %(default)s)",
+    )
+    p.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="start each message's process from scratch (default: fork it from a warm "
+        "parent that has imported torch once; it holds about 270 MB between messages)",
     )
     p.add_argument(
         "--max-wait-time",
@@ -94,6 +108,8 @@ def _check_inputs(args: argparse.Namespace) -> tuple[Path, Path | None, Path | N
     from common.data.registry import load_dataset
     from common.keyfiles import check_private_key_file
 
+    if not 0 < args.poll_interval <= 60:
+        raise BadInputError(f"--poll-interval must be in (0, 60] seconds, got {args.poll_interval}")
     data = Path(args.data).expanduser().resolve()
     ds = load_dataset(f"npz:{data}")  # DataError names the problem in the file
     log.info("data %s: %d samples of shape %s", data, len(ds.x), tuple(ds.x.shape[1:]))
@@ -128,14 +144,14 @@ def supernode_argv(
     state: Path,
     runtime: LocalRuntime,
 ) -> list[str]:
-    local = Path(sys.executable).parent / "flower-supernode"
-    exe = str(local) if local.exists() else (shutil.which("flower-supernode") or "flower-supernode")
-    node_config = f'data-path="{data}" state-dir="{state}"'
+    identity = device_id(key, args.name or (key.name if key else "device"))
+    node_config = f'data-path="{data}" state-dir="{state}" device-id="{identity}"'
     if args.allow_plain_updates:
         node_config += " allow-plain-updates=true"
     if args.evaluate_only:
         node_config += ' role="evaluate"'
-    argv = [exe, "--superlink", args.server, "--node-config", node_config]
+    argv = [sys.executable, "-m", "client.supernode", "--poll-interval", str(args.poll_interval)]
+    argv += ["--", "--superlink", args.server, "--node-config", node_config]
     argv += ["--port", str(runtime.port), "--isolation", "process"]
     argv += ["--superexec-auth-secret-file", str(runtime.secret)]
     if args.max_wait_time:
@@ -147,10 +163,11 @@ def supernode_argv(
     return argv
 
 
-def superexec_argv(runtime: LocalRuntime, ca: Path | None) -> list[str]:
+def superexec_argv(runtime: LocalRuntime, ca: Path | None, cold_start: bool = False) -> list[str]:
     argv = [sys.executable, "-m", "client.superexec"]
     argv += ["--runtime-api-address", f"127.0.0.1:{runtime.port}"]
     argv += ["--auth-secret-file", str(runtime.secret), "--parent-pid", str(os.getpid())]
+    argv += ["--cold"] if cold_start else []
     return argv + (["--ca", str(ca)] if ca is not None else [])
 
 
@@ -203,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     data, key, ca = _check_inputs(args)  # bad input rises to the CLI (exit 2)
     state = private_tree(Path(args.state_dir).expanduser().resolve())
+    lock = lock_state_dir(state)  # noqa: F841 (held until the client exits)
     (state / "flwr-home").mkdir(parents=True, exist_ok=True)
     (state / RUN_END_FILE).unlink(missing_ok=True)
     runtime = LocalRuntime(
@@ -223,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
     while True:
         argv = supernode_argv(args, data, key, ca, state, runtime)
         rc, tail = _supervise(
-            argv, superexec_argv(runtime, ca), env, state, name, args.server, stop
+            argv, superexec_argv(runtime, ca, args.cold_start), env, state, name, args.server, stop
         )
         if stop.is_set() or (state / RUN_END_FILE).exists():
             return EXIT_OK

@@ -14,8 +14,19 @@ Flower 1.42 offers no public hook for either of these, and both are small:
    ``install_from_fab`` before importing any of its code. fedssl's device runner wraps
    both, so a bundle that fails the signature check is never written nor imported
    (``common.app_signing``), and the server gets the reason as the task's error reply.
+   The same process pulls its message with a short backoff
+   (``pull_and_inflate_object_from_tree``): a warm process asks before the SuperNode
+   holds the message, and Flower's 1 s, 2 s backoff cost 3 s of every training stage.
 
-``tests/client/test_flower_internals.py`` fails loudly when Flower moves either.
+3. **How often a SuperNode polls.** ``flwr.supernode.start_client_internal`` sleeps a
+   hard-coded 3 s between idle pulls and 0.5 s while it waits for the ClientApp's
+   reply. Each SecAgg+ stage waits for the slowest device's poll, so these sleeps were
+   most of a deployment round. fedssl's SuperNode launcher (``client.supernode``)
+   shortens exactly these two sleeps in that module, and the first backoff (1 s) of its
+   ``pull_objects`` when a message's content is not on the server yet, before Flower's
+   entry point runs.
+
+``tests/client/test_flower_internals.py`` fails loudly when Flower moves any of these.
 """
 
 from __future__ import annotations
@@ -33,7 +44,24 @@ VERIFIED_FLWR = ("1.42.0",)
 SUPEREXEC_MODULE = "flwr.supercore.superexec.run_superexec"
 SUPEREXEC_NAMES = ("get_executor", "run_superexec")
 CLIENTAPP_MODULE = "flwr.supernode.runtime.run_clientapp"
-CLIENTAPP_NAMES = ("pull_task_input", "install_from_fab", "run_clientapp")
+CLIENTAPP_NAMES = (
+    "pull_task_input",
+    "install_from_fab",
+    "run_clientapp",
+    "pull_and_inflate_object_from_tree",
+)
+# A warm ClientApp process asks for its message before the SuperNode has pulled it from
+# the server; Flower then backs off 1 s, 2 s, ... (PULL_INITIAL_BACKOFF). On loopback a
+# short, capped backoff is enough.
+LOCAL_PULL_BACKOFF_S, LOCAL_PULL_BACKOFF_CAP_S = 0.05, 0.5
+
+SUPERNODE_MODULE = "flwr.supernode.start_client_internal"
+SUPERNODE_NAMES = ("start_client_internal", "_push_messages", "pull_objects")
+# The SuperNode may ask for a message's content before the server has stored it; Flower
+# then backs off 1 s, 2 s, ... A shorter start, capped, through the network face.
+NETWORK_PULL_BACKOFF_S, NETWORK_PULL_BACKOFF_CAP_S = 0.1, 1.0
+# Flower's fixed sleeps in SUPERNODE_MODULE: between idle pulls; waiting for a reply.
+SUPERNODE_IDLE_SLEEP_S, SUPERNODE_REPLY_SLEEP_S = 3, 0.5
 
 # verify(fab bytes, app-signature token, overridden run-config keys) -> signer name
 FabCheck = Callable[[bytes, str, Iterable[str]], str]
@@ -130,6 +158,7 @@ def run_checked_clientapp(
     clientapp = _module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
     if check is not None:
         _guard_fab_install(clientapp, check)
+    _shorten_local_pull_backoff(clientapp)
     clientapp.run_clientapp(
         runtime_api_address=runtime_api_address,
         token=token,
@@ -138,6 +167,17 @@ def run_checked_clientapp(
         parent_pid=parent_pid,
         runtime_dependency_install=False,
     )
+
+
+def _shorten_local_pull_backoff(clientapp: ModuleType) -> None:
+    pull = clientapp.pull_and_inflate_object_from_tree
+
+    def pull_soon(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("initial_backoff", LOCAL_PULL_BACKOFF_S)
+        kwargs.setdefault("backoff_cap", LOCAL_PULL_BACKOFF_CAP_S)
+        return pull(*args, **kwargs)
+
+    clientapp.pull_and_inflate_object_from_tree = pull_soon  # type: ignore[attr-defined]
 
 
 def _guard_fab_install(clientapp: ModuleType, check: FabCheck) -> None:
@@ -167,3 +207,40 @@ def _guard_fab_install(clientapp: ModuleType, check: FabCheck) -> None:
 
     clientapp.pull_task_input = checked_pull  # type: ignore[attr-defined]
     clientapp.install_from_fab = checked_install  # type: ignore[attr-defined]
+
+
+class _ShorterSleeps:
+    """Stands in for the ``time`` module inside Flower's SuperNode loop: its two fixed
+    sleeps become ``idle_s`` and ``reply_s``; everything else is the real ``time``."""
+
+    def __init__(self, real: ModuleType, idle_s: float, reply_s: float) -> None:
+        self._real, self._idle, self._reply = real, idle_s, reply_s
+
+    def sleep(self, seconds: float) -> None:
+        if seconds == SUPERNODE_IDLE_SLEEP_S:
+            seconds = self._idle
+        elif seconds == SUPERNODE_REPLY_SLEEP_S:
+            seconds = self._reply
+        self._real.sleep(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def shorten_supernode_polls(idle_s: float, reply_s: float) -> None:
+    """Make the SuperNode of this process poll every ``idle_s`` when idle and check for
+    the ClientApp's reply every ``reply_s`` (Flower: 3 s and 0.5 s, hard-coded)."""
+    import time
+
+    module = _module(SUPERNODE_MODULE, SUPERNODE_NAMES)
+    if not isinstance(module.time, ModuleType):
+        return  # already shortened in this process
+    module.time = _ShorterSleeps(time, idle_s, reply_s)  # type: ignore[attr-defined]
+    pull = module.pull_objects
+
+    def pull_soon(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("initial_backoff", NETWORK_PULL_BACKOFF_S)
+        kwargs.setdefault("backoff_cap", NETWORK_PULL_BACKOFF_CAP_S)
+        return pull(*args, **kwargs)
+
+    module.pull_objects = pull_soon  # type: ignore[attr-defined]

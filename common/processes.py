@@ -135,6 +135,11 @@ def run_quiet(argv: Sequence[str], env: dict[str, str], timeout: float = 60.0) -
     return res.returncode, (res.stdout or "") + (res.stderr or "")
 
 
+# Set in a task process when its task began (its token arrived), as time.time(): a
+# spare process is older than its task.
+TASK_STARTED_ENV = "FEDSSL_TASK_STARTED"
+
+
 class TaskProcesses:
     """The short-lived task processes a SuperExec starts (one per ClientApp/ServerApp
     task): started in the SuperExec's own process group, so stopping it stops them;
@@ -158,6 +163,24 @@ class TaskProcesses:
             proc.stdin.close()
         self._running.append((proc, secret_file))
         return proc.pid
+
+    def start_fed(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` with a pipe on its stdin, for task tokens (``feed``)."""
+        proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE)
+        self._running.append((proc, None))
+        return proc
+
+    @staticmethod
+    def feed(proc: subprocess.Popen[bytes], secret: str) -> bool:
+        """Write one task token to ``proc``'s stdin; False if it is gone."""
+        if proc.poll() is not None or proc.stdin is None:
+            return False
+        try:
+            proc.stdin.write(secret.encode() + b"\n")
+            proc.stdin.flush()
+        except OSError:
+            return False
+        return True
 
     def reap(self) -> None:
         for proc, secret in self._running:

@@ -76,7 +76,24 @@ def _rows(out: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
 
 
-def run_deployment(root: Path, rounds: int, devices: int) -> dict[str, Any]:
+def _wait_usage(proc: subprocess.Popen[bytes], timeout: float) -> tuple[float, float]:
+    """Reap ``proc``; (CPU seconds of it and every child it reaped, peak RSS in MiB of
+    the largest of those processes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, _, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = 0
+            return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        if time.monotonic() > deadline:
+            proc.kill()
+            deadline = time.monotonic() + 10
+        time.sleep(0.1)
+
+
+def run_deployment(
+    root: Path, rounds: int, devices: int, client_args: list[str] | None = None
+) -> dict[str, Any]:
     from server.deployment.certs import make_certs
 
     names = [f"node-{i:03d}" for i in range(1, devices + 1)]
@@ -102,19 +119,20 @@ def run_deployment(root: Path, rounds: int, devices: int) -> dict[str, Any]:
         _fedssl(
             ["client", "--server", f"127.0.0.1:{port}", "--data", str(data[i]),
              "--key", str(certs / "nodes" / names[i]), "--ca", str(certs / "ca.crt"),
-             "--state-dir", str(root / f"client{i}")],
+             "--state-dir", str(root / f"client{i}"), *(client_args or [])],
             root / f"client{i}.log",
             root,
         )
         for i in range(devices)
     ]  # fmt: skip
+    usage = []
     try:
         rc = server.wait(1800)
     finally:
+        for c in clients:  # os.kill, not send_signal: that would reap it (and its usage)
+            os.kill(c.pid, signal.SIGTERM)
         for c in clients:
-            c.send_signal(signal.SIGTERM)
-        for c in clients:
-            c.wait(60)
+            usage.append(_wait_usage(c, 60))
     if rc != 0:
         raise RuntimeError(f"server exited {rc}; see {root / 'server.log'}")
     timing = [
@@ -123,7 +141,19 @@ def run_deployment(root: Path, rounds: int, devices: int) -> dict[str, Any]:
         for line in (root / f"client{i}" / "timing.jsonl").read_text().splitlines()
     ]
     rows, wall = _rows(out), time.perf_counter() - t0
-    return {"rows": rows, "timing": timing, "wall_s": wall, **_evaluation(out, root / "rec-deploy")}
+    device = {
+        # everything a device ran (SuperNode, SuperExec, every task and spare process),
+        # start-up and federated evaluation included, spread over the training rounds
+        "cpu_s_per_round": statistics.mean(cpu for cpu, _ in usage) / rounds,
+        "peak_rss_mib": max(rss for _, rss in usage),
+    }
+    return {
+        "rows": rows,
+        "timing": timing,
+        "wall_s": wall,
+        "device": device,
+        **_evaluation(out, root / "rec-deploy"),
+    }
 
 
 def run_simulation(root: Path, rounds: int, devices: int) -> dict[str, Any]:
@@ -190,6 +220,7 @@ def breakdown(dep: dict[str, Any]) -> dict[str, Any]:
                 t["startup_s"] for t in rows if t["startup_s"] is not None
             ),
             "handler_s": statistics.mean(t["handler_s"] for t in rows),
+            "task_cpu_s": statistics.mean(t.get("cpu_s", 0.0) for t in rows),
         }
     startup = sum(v["startup_s"] for v in per_stage.values())
     handler = sum(v["handler_s"] for v in per_stage.values())
@@ -211,19 +242,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--devices", type=int, default=3)
     p.add_argument(
+        "--client-args",
+        default="",
+        help='extra `fedssl client` arguments, e.g. "--poll-interval 3 --cold-start" '
+        "(Flower's own polling and process start-up)",
+    )
+    p.add_argument(
         "--out", default="", help="folder for logs and bench-deployment.json (default: a temp dir)"
     )
     args = p.parse_args(argv)
     root = Path(args.out or tempfile.mkdtemp(prefix="fedssl-bench-deploy-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     print(f"logs in {root}", flush=True)
-    dep = run_deployment(root, args.rounds, args.devices)
+    dep = run_deployment(root, args.rounds, args.devices, args.client_args.split())
     sim = run_simulation(root, args.rounds, args.devices)
     b = breakdown(dep)
     sim_rounds = [r["seconds"] for r in sim["rows"]]
     sim_mean = statistics.mean(sim_rounds[1:] if len(sim_rounds) > 1 else sim_rounds)
     result = {
-        "deployment": {**b, "evaluation_s": dep["evaluation_s"], "bytes": dep["bytes_per_device"]},
+        "deployment": {**b, "evaluation_s": dep["evaluation_s"], "bytes": dep["bytes_per_device"],
+                       "device": dep["device"], "client_args": args.client_args},
         "simulation": {"round_s": sim_rounds, "mean_round_s": sim_mean,
                        "evaluation_s": sim["evaluation_s"], "bytes": sim["bytes_per_device"]},
     }  # fmt: skip
@@ -236,11 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  simulation (in-process, Ray):          {sim_mean:.1f} s per round  {sim_rounds}")
     print(f"  ratio: {b['mean_round_s'] / sim_mean:.1f}x\n")
-    print("  per stage, mean over devices   ClientApp start-up   our handler")
+    print("  per stage, mean over devices   ClientApp start-up   our handler   task CPU")
     for stage, v in b["stages"].items():
-        print(f"    {stage:<24}      {v['startup_s']:6.2f} s          {v['handler_s']:6.2f} s")
+        print(f"    {stage:<24}      {v['startup_s']:6.2f} s          {v['handler_s']:6.2f} s"
+              f"     {v['task_cpu_s']:6.2f} s")  # fmt: skip
     print(f"  round = start-up {b['clientapp_startup_s']:.1f} s + handlers {b['handler_s']:.1f} s "
           f"+ polling/transport/server {b['polling_transport_server_s']:.1f} s")  # fmt: skip
+    print(f"  device: {dep['device']['cpu_s_per_round']:.1f} CPU-seconds per round (every "
+          f"process, evaluation included), peak RSS {dep['device']['peak_rss_mib']:.0f} MiB "
+          f"(largest process)")  # fmt: skip
     _print_evaluation(dep, sim)
     return 0
 

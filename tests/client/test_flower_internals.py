@@ -14,6 +14,10 @@ from client.flower_internals import (
     CLIENTAPP_NAMES,
     SUPEREXEC_MODULE,
     SUPEREXEC_NAMES,
+    SUPERNODE_IDLE_SLEEP_S,
+    SUPERNODE_MODULE,
+    SUPERNODE_NAMES,
+    SUPERNODE_REPLY_SLEEP_S,
     VERIFIED_FLWR,
     FlowerInternalsError,
     _module,
@@ -63,3 +67,42 @@ def test_a_missing_name_is_reported_with_the_fix() -> None:
     with pytest.raises(FlowerInternalsError, match="verified with flwr"):
         _module("flwr.supercore.superexec.run_superexec", ("no_such_function",))
     importlib.import_module(SUPEREXEC_MODULE)  # unchanged by the failed lookup
+
+
+def test_the_supernode_sleeps_fedssl_shortens_are_where_they_were() -> None:
+    """The idle pull sleeps a literal 3 s and the reply wait 0.5 s, both as
+    ``time.sleep`` through the module's own ``time`` name."""
+    module = _module(SUPERNODE_MODULE, SUPERNODE_NAMES)
+    loop = inspect.getsource(module.start_client_internal)
+    push = inspect.getsource(module._push_messages)
+    assert f"time.sleep({SUPERNODE_IDLE_SLEEP_S})" in loop
+    assert f"time.sleep({SUPERNODE_REPLY_SLEEP_S})" in push
+    assert module.time is importlib.import_module("time") or hasattr(module.time, "_real")
+
+
+def test_shortened_sleeps_map_only_flowers_two_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from client.flower_internals import _ShorterSleeps
+
+    slept: list[float] = []
+    fake = type("T", (), {"sleep": staticmethod(slept.append), "monotonic": time.monotonic})
+    sleeps = _ShorterSleeps(fake, idle_s=0.2, reply_s=0.05)  # type: ignore[arg-type]
+    for s in (SUPERNODE_IDLE_SLEEP_S, SUPERNODE_REPLY_SLEEP_S, 1.0):
+        sleeps.sleep(s)
+    assert slept == [0.2, 0.05, 1.0]
+    assert sleeps.monotonic is time.monotonic
+
+
+def test_the_clientapp_pulls_its_message_through_a_backoff_fedssl_can_set() -> None:
+    module = _module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
+    assert "pull_and_inflate_object_from_tree" in module.pull_task_input.__code__.co_names
+    params = inspect.signature(module.pull_and_inflate_object_from_tree).parameters
+    assert "initial_backoff" in params and "backoff_cap" in params
+
+
+def test_the_supernode_pulls_a_message_through_a_backoff_fedssl_can_set() -> None:
+    module = _module(SUPERNODE_MODULE, SUPERNODE_NAMES)
+    assert "pull_objects" in module._pull_and_store_message.__code__.co_names
+    params = inspect.signature(module.pull_objects).parameters
+    assert "initial_backoff" in params and "backoff_cap" in params
