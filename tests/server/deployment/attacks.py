@@ -161,6 +161,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+FORKED_TASK = "forked ClientApp task"
+
+
+def _parent_runs(proc: Path, fragment: str) -> bool:
+    try:
+        ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        return fragment.encode() in Path(f"/proc/{ppid}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+
+
 class CmdlineWatch:
     """Samples every process's command line while a run goes on: a task token must never
     be an argument (other local users can read /proc/PID/cmdline)."""
@@ -185,6 +196,8 @@ class CmdlineWatch:
                 self.seen.update(
                     t for t in text if "flwr-serverapp" in t or "clientapp_runner" in t
                 )
+                if "client.task_forker" in text and _parent_runs(proc, "client.task_forker"):
+                    self.seen.add(FORKED_TASK)  # a device task forked by the warm parent
                 if "--token" in text or any(t.startswith("--token=") for t in text):
                     self.token_args.append(" ".join(text))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from attacks import (
+    FORKED_TASK,
     REFUSED_ROUTES,
     CmdlineWatch,
     garbage,
@@ -145,7 +146,7 @@ def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopbac
     # No task token was ever a process argument (and the watch did see the task processes).
     assert watch.token_args == [], watch.token_args
     assert any("flwr-serverapp" in s for s in watch.seen), watch.seen
-    assert any("clientapp_runner" in s for s in watch.seen), watch.seen
+    assert FORKED_TASK in watch.seen, watch.seen  # the devices' tasks, forked warm
     # The run ended visibly for every device, and nothing the daemon started outlived it.
     assert "told 3 of 3 devices that the run completed" in lb.log("server")
     for i, client in enumerate(clients):
