@@ -180,6 +180,11 @@ DIAGNOSES = (
         "session of this device from another process",
     ),
     (
+        "Connection refused",
+        "nothing accepts connections at the server's address: a wrong --server port, or "
+        "the server is not running",
+    ),
+    (
         "Server disconnected without sending a response",
         "the server closed the connection: a plaintext client (--insecure) against a TLS "
         "server, or the wrong port",
@@ -241,7 +246,14 @@ def run(args: argparse.Namespace) -> int:
     while True:
         argv = supernode_argv(args, data, key, ca, state, runtime)
         rc, tail = _supervise(
-            argv, superexec_argv(runtime, ca, args.cold_start), env, state, name, args.server, stop
+            argv,
+            superexec_argv(runtime, ca, args.cold_start),
+            env,
+            state,
+            name,
+            args.server,
+            stop,
+            ca,
         )
         if stop.is_set() or (state / RUN_END_FILE).exists():
             return EXIT_OK
@@ -270,6 +282,32 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_ERROR if rc else EXIT_OK
 
 
+class _RetryReporter:
+    """Flower's retry lines, replaced by one line that names the address and the cause
+    (at most every ``every_s``); after the SuperNode gives up, its SuperExec's retries
+    against the stopped node are dropped."""
+
+    def __init__(self, server: str, ca: Path | None, every_s: float = 30.0) -> None:
+        self.server, self.ca, self.every_s = server, ca, every_s
+        self.last: float | None = None
+        self.gave_up = False
+
+    def takes(self, line: str) -> bool:
+        if "Giving up reconnection" in line:
+            self.gave_up = True
+            return False
+        if "Connection attempt failed" not in line:
+            return False
+        now = time.monotonic()
+        if not self.gave_up and (self.last is None or now - self.last >= self.every_s):
+            self.last = now
+            from client.reachability import why_unreachable
+
+            why = why_unreachable(self.server, self.ca) or "the connection failed"
+            log.warning("cannot connect to %s: %s; retrying", self.server, why)
+        return True
+
+
 def _supervise(
     argv: list[str],
     superexec: list[str],
@@ -278,17 +316,20 @@ def _supervise(
     name: str,
     server: str,
     stop: threading.Event,
+    ca: Path | None = None,
 ) -> tuple[int | None, list[str]]:
     """Run one SuperNode and its SuperExec until the SuperNode exits, the run ends or
     ``stop`` is set; the SuperNode's exit code and last lines."""
     from common.processes import Child
 
     tail: list[str] = []
+    retries = _RetryReporter(server, ca)
 
     def on_line(line: str) -> None:
         tail.append(line)
         del tail[:-200]
-        _relay(name, line)
+        if not retries.takes(line):
+            _relay(name, line)
 
     node = Child(
         "supernode", argv, env=env, log_file=state / "supernode.log", on_line=on_line, cwd=state
