@@ -89,11 +89,8 @@ def _state_path(context: Context, run_key: str) -> Path | None:
     state_dir = context.node_config.get("state-dir")
     if not state_dir:
         return None
-    # Keyed by the device too: state never crosses devices, even in a shared folder.
     device = str(context.node_config.get("device-id", ""))
-    return state_file(
-        str(state_dir), f"{run_key or 'default'}|{device}" if device else run_key or "default"
-    )
+    return state_file(str(state_dir), run_key or "default", device)
 
 
 def _kept_state(context: Context, disk: Path | None, server_round: int) -> bytes | None:

@@ -158,7 +158,12 @@ def run_checked_clientapp(
     clientapp = _module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
     if check is not None:
         _guard_fab_install(clientapp, check)
-    _shorten_local_pull_backoff(clientapp)
+    _shorten_pull_backoff(
+        clientapp,
+        "pull_and_inflate_object_from_tree",
+        LOCAL_PULL_BACKOFF_S,
+        LOCAL_PULL_BACKOFF_CAP_S,
+    )
     clientapp.run_clientapp(
         runtime_api_address=runtime_api_address,
         token=token,
@@ -169,15 +174,17 @@ def run_checked_clientapp(
     )
 
 
-def _shorten_local_pull_backoff(clientapp: ModuleType) -> None:
-    pull = clientapp.pull_and_inflate_object_from_tree
+def _shorten_pull_backoff(module: ModuleType, name: str, initial_s: float, cap_s: float) -> None:
+    """Make ``module.name`` (a Flower pull taking ``initial_backoff``/``backoff_cap``)
+    back off from ``initial_s`` up to ``cap_s`` unless its caller says otherwise."""
+    pull = getattr(module, name)
 
     def pull_soon(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("initial_backoff", LOCAL_PULL_BACKOFF_S)
-        kwargs.setdefault("backoff_cap", LOCAL_PULL_BACKOFF_CAP_S)
+        kwargs.setdefault("initial_backoff", initial_s)
+        kwargs.setdefault("backoff_cap", cap_s)
         return pull(*args, **kwargs)
 
-    clientapp.pull_and_inflate_object_from_tree = pull_soon  # type: ignore[attr-defined]
+    setattr(module, name, pull_soon)
 
 
 def _guard_fab_install(clientapp: ModuleType, check: FabCheck) -> None:
@@ -236,11 +243,6 @@ def shorten_supernode_polls(idle_s: float, reply_s: float) -> None:
     if not isinstance(module.time, ModuleType):
         return  # already shortened in this process
     module.time = _ShorterSleeps(time, idle_s, reply_s)  # type: ignore[attr-defined]
-    pull = module.pull_objects
-
-    def pull_soon(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("initial_backoff", NETWORK_PULL_BACKOFF_S)
-        kwargs.setdefault("backoff_cap", NETWORK_PULL_BACKOFF_CAP_S)
-        return pull(*args, **kwargs)
-
-    module.pull_objects = pull_soon  # type: ignore[attr-defined]
+    _shorten_pull_backoff(
+        module, "pull_objects", NETWORK_PULL_BACKOFF_S, NETWORK_PULL_BACKOFF_CAP_S
+    )

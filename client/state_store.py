@@ -19,9 +19,11 @@ MAGIC = b"FEDSSL-STATE-1\n"
 log = logging.getLogger("fedssl.client")
 
 
-def state_file(state_dir: str | Path, run_key: str) -> Path:
-    """The file of one run; ``run_key`` names the run (its output folder on the server)."""
-    tag = hashlib.sha256(run_key.encode()).hexdigest()[:16]
+def state_file(state_dir: str | Path, run_key: str, device: str = "") -> Path:
+    """The file of one run on one device; ``run_key`` names the run (its output folder on
+    the server), ``device`` the device (empty for a simulated client)."""
+    key = f"{run_key}|{device}" if device else run_key
+    tag = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(state_dir).expanduser() / f"client-state-{tag}.bin"
 
 

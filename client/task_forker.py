@@ -29,7 +29,6 @@ from types import FrameType
 
 from client.clientapp_runner import signature_check
 from client.flower_internals import FabCheck, run_checked_clientapp
-from common.processes import TASK_STARTED_ENV
 
 
 def warm_up() -> None:
@@ -61,14 +60,13 @@ class TaskForker:
         self.stop()
 
     def fork(self, token: str) -> None:
-        began = time.time()
         pid = os.fork()
         if pid:
             self.children.add(pid)
             return
-        self._run_child(token, began)  # never returns
+        self._run_child(token)  # never returns
 
-    def _run_child(self, token: str, began: float) -> None:
+    def _run_child(self, token: str) -> None:
         code = 1
         try:
             import numpy as np
@@ -77,7 +75,6 @@ class TaskForker:
 
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             np.random.seed(int.from_bytes(os.urandom(4), "little"))
-            os.environ[TASK_STARTED_ENV] = repr(began)
             setup_logging()
             run_checked_clientapp(
                 self.check,

@@ -27,12 +27,7 @@ def plot_rounds(rows: list[dict[str, Any]], path: str | Path, title: str) -> Pat
     ax2.bar([r["round"] for r in rows], [r.get("seconds", 0.0) for r in rows])
     ax2.set_xlabel("round")
     ax2.set_ylabel("seconds")
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_federated_evaluation(
@@ -72,6 +67,10 @@ def plot_federated_evaluation(
         ax2.plot(*zip(*loss, strict=True), marker="o")
     ax2.set_xlabel("round")
     ax2.set_ylabel("held-out pretext loss (devices' mean)")
+    return _save(fig, path, title)
+
+
+def _save(fig: Any, path: str | Path, title: str) -> Path:
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)

@@ -135,11 +135,6 @@ def run_quiet(argv: Sequence[str], env: dict[str, str], timeout: float = 60.0) -
     return res.returncode, (res.stdout or "") + (res.stderr or "")
 
 
-# Set in a task process when its task began (its token arrived), as time.time(): a
-# spare process is older than its task.
-TASK_STARTED_ENV = "FEDSSL_TASK_STARTED"
-
-
 class TaskProcesses:
     """The short-lived task processes a SuperExec starts (one per ClientApp/ServerApp
     task): started in the SuperExec's own process group, so stopping it stops them;

@@ -1,10 +1,10 @@
 """Where a deployment round's time goes, as seen from the device.
 
 Each message a SuperNode receives runs in a fresh ``flwr-clientapp`` process. This mod
-records, per message: the SecAgg+ stage, how long the task had existed when the
-ClientApp got the message (process start-up, imports, FAB install; for a spare
-process, from the moment its token came), how long the handler took (training,
-masking), and the process's CPU seconds and peak RSS. It appends one JSON line to
+records, per message: the SecAgg+ stage, how long the process had existed when the
+ClientApp got the message (process start-up, imports, FAB install; a process forked
+by ``client.task_forker`` starts when its task does), how long the handler took
+(training, masking), and the process's CPU seconds and peak RSS. It appends one JSON line to
 ``STATE_DIR/timing.jsonl`` when the node has a ``state-dir``; nothing leaves the device.
 """
 
@@ -19,7 +19,6 @@ from flwr.app import Context, Message
 from flwr.clientapp.typing import ClientAppCallable
 
 from client.mods.secagg import secagg_stage
-from common.processes import TASK_STARTED_ENV
 
 
 def process_age_s() -> float | None:
@@ -32,15 +31,8 @@ def process_age_s() -> float | None:
         return None
 
 
-def task_age_s() -> float | None:
-    """Seconds since this task began: since its token reached a spare process, else
-    since the process started."""
-    began = os.environ.get(TASK_STARTED_ENV)
-    return time.time() - float(began) if began else process_age_s()
-
-
 def timing_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
-    started = task_age_s()
+    started = process_age_s()
     stage = secagg_stage(msg) or msg.metadata.message_type  # read now: the mods consume it
     t0 = time.perf_counter()
     try:

@@ -152,7 +152,7 @@ def run_deployment(
         "timing": timing,
         "wall_s": wall,
         "device": device,
-        **_evaluation(out, root / "rec-deploy"),
+        **_evaluation(out, rows, root / "rec-deploy"),
     }
 
 
@@ -169,13 +169,12 @@ def run_simulation(root: Path, rounds: int, devices: int) -> dict[str, Any]:
     if proc.wait(1800) != 0:
         raise RuntimeError(f"simulation failed; see {root / 'simulate.log'}")
     rows, wall = _rows(out), time.perf_counter() - t0
-    return {"rows": rows, "wall_s": wall, **_evaluation(out, root / "rec-sim")}
+    return {"rows": rows, "wall_s": wall, **_evaluation(out, rows, root / "rec-sim")}
 
 
-def _evaluation(out: Path, record: Path) -> dict[str, Any]:
+def _evaluation(out: Path, rows: list[dict[str, Any]], record: Path) -> dict[str, Any]:
     """Delivery + evaluation seconds per round (round 0: the random-init encoder) and the
     bytes per device and round, as the server's rows and recorder saw them."""
-    rows = _rows(out)
     initial = json.loads((out / "summary.json").read_text())["federated_evaluation_initial"]
     per_round = [r["federated_evaluation"] for r in rows if r.get("federated_evaluation")]
     return {
