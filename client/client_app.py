@@ -109,7 +109,8 @@ def train(msg: Message, context: Context) -> Message:
     """Local self-supervised training for one round."""
     # Imported here: three of SecAgg+'s four messages per round never train.
     from common.client_data import client_indices
-    from common.local_round import run_local_round
+    from common.local_round import global_from_wire, run_local_round
+    from common.wire_vector import flatten, single_vector
     from common.logs import setup_logging
 
     if context.node_config.get("state-dir"):
@@ -120,10 +121,12 @@ def train(msg: Message, context: Context) -> Message:
     if role_of(context, lambda: len(client_indices(cfg))) == EVALUATE:
         raise EvaluationOnly("this node only evaluates; it does not train")
     disk = _state_path(context, run_key)
+    x = _local_inputs(cfg, context)
+    vector = single_vector(parameters_to_ndarrays(fitins.parameters))
     result = run_local_round(
         cfg,
-        _local_inputs(cfg, context),
-        parameters_to_ndarrays(fitins.parameters),
+        x,
+        global_from_wire(cfg, tuple(x.shape[1:]), vector, partition_id_of(context)),
         _kept_state(context, disk, server_round),
         server_round=server_round,
         partition_id=partition_id_of(context),
@@ -134,7 +137,7 @@ def train(msg: Message, context: Context) -> Message:
     log.info("%s", round_line(server_round, {**result.metrics, **result.local_metrics}))
     fitres = FitRes(
         status=Status(code=Code.OK, message="OK"),
-        parameters=ndarrays_to_parameters(result.delta),
+        parameters=ndarrays_to_parameters([flatten(result.delta)]),
         num_examples=_secagg_weight(cfg, result.num_examples, server_round),
         metrics=dict(result.metrics),
     )

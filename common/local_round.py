@@ -27,6 +27,7 @@ from common.serialize import arrays_to_state, state_to_arrays
 from common.ssl.base import SSLMethod
 from common.ssl.registry import METHODS, build_method
 from common.train import make_optimizer, train_epochs
+from common.wire_vector import WireShapeError, unflatten
 
 ENCODER_PREFIX = "encoder."
 
@@ -80,6 +81,21 @@ def shared_keys(cfg: RunConfig, method: SSLMethod) -> list[str]:
 def initial_global_arrays(cfg: RunConfig, input_shape: tuple[int, ...]) -> list[np.ndarray]:
     method, _, _ = build_model(cfg, input_shape)
     return state_to_arrays(method.state_dict(), shared_keys(cfg, method))
+
+
+def global_from_wire(
+    cfg: RunConfig, input_shape: tuple[int, ...], vector: np.ndarray, partition_id: int
+) -> list[np.ndarray]:
+    """The global shared weights a training message carries as one flat vector
+    (``common.wire_vector``), shaped for a model of this device's input shape."""
+    shapes = [a.shape for a in initial_global_arrays(cfg, input_shape)]
+    try:
+        return unflatten(vector, shapes)
+    except WireShapeError as exc:
+        raise DataError(
+            f"client {partition_id}: local samples of shape {input_shape} do not fit the "
+            f"global encoder ({exc}); the device's data must match the run's data set"
+        ) from None
 
 
 def method_from_arrays(

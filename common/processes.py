@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -35,6 +36,13 @@ ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 def plain_text(line: str) -> str:
     """A child's log line without terminal colour codes (Flower colours its levels)."""
     return ANSI_COLOUR.sub("", line).strip()
+
+
+def _stamp() -> str:
+    """Wall-clock time to the millisecond, for the children's log files: Flower's own
+    lines carry none, and a deployment round is read from several logs side by side."""
+    now = time.time()
+    return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
 
 
 class Child:
@@ -82,7 +90,7 @@ class Child:
         for line in self.proc.stdout:
             line = line.rstrip("\n")
             if self._log_fh is not None:
-                self._log_fh.write(line + "\n")
+                self._log_fh.write(f"{_stamp()} {ANSI_COLOUR.sub('', line).rstrip()}\n")
                 self._log_fh.flush()
             if self._on_line is not None:
                 self._on_line(line)

@@ -35,6 +35,7 @@ from common.messages import ROUND_KEY
 from common.privacy.accountant import RdpPrivacyAccountant
 from common.privacy.clipping import l2_norm
 from common.privacy.noise import add_gaussian_noise, noise_std
+from common.wire_vector import WireShapeError, flatten, single_vector, unflatten
 from server.failures import describe_failure
 from server.node_roles import NodeRoles
 from server.round_outcome import RoundOutcome
@@ -117,7 +118,10 @@ class DeltaFedAvg(FedAvg):
             num_clients=sample_size, min_num_clients=min_num, criterion=trainers
         )
         config: dict[str, Scalar] = {**self.train_config, ROUND_KEY: server_round}
-        out = [(proxy, FitIns(parameters, dict(config))) for proxy in sampled]
+        # The global weights travel as one vector (common.wire_vector), whatever the
+        # workflow passed in ``parameters``.
+        wire = ndarrays_to_parameters([flatten(self.global_arrays)])
+        out = [(proxy, FitIns(wire, dict(config))) for proxy in sampled]
         self.outcome.clients_sampled = len(out)
         if self.dp_clipping_norm > 0 and out:
             # Each client's chance to be in this round: sampled / available (an upper
@@ -145,15 +149,16 @@ class DeltaFedAvg(FedAvg):
             # DP: every clipped update counts equally (under SecAgg+ the clients already
             # weighted themselves equally; the aggregate is the same in every result).
             weights = np.ones(len(results), dtype=np.float64)
-        deltas = [parameters_to_ndarrays(res.parameters) for _, res in results]
+        try:
+            deltas = [self._from_wire(res.parameters) for _, res in results]
+        except WireShapeError as exc:
+            out.reason = f"aggregate does not fit the global encoder: {exc}"
+            return None, {}
         mean = [
             sum(w * d[i].astype(np.float64) for w, d in zip(weights, deltas, strict=True))
             / weights.sum()
             for i in range(len(deltas[0]))
         ]
-        if len(mean) != len(self.global_arrays):
-            out.reason = f"aggregate has {len(mean)} arrays, expected {len(self.global_arrays)}"
-            return None, {}
         if not all(np.isfinite(m).all() for m in mean):
             out.reason = "aggregate is not finite; previous global encoder kept"
             return None, {}
@@ -188,6 +193,11 @@ class DeltaFedAvg(FedAvg):
         if out.train_loss is not None:
             metrics["train-loss"] = out.train_loss
         return ndarrays_to_parameters(new), metrics
+
+    def _from_wire(self, parameters: Parameters) -> list[np.ndarray]:
+        """A result's delta (one flat vector on the wire) in the global arrays' shapes."""
+        vector = single_vector(parameters_to_ndarrays(parameters))
+        return unflatten(vector, [a.shape for a in self.global_arrays])
 
     def _absurd(self, mean: list[np.ndarray]) -> str:
         """Why the aggregate is too large to be a training step ("" when it is not)."""

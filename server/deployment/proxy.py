@@ -151,7 +151,10 @@ events {{
     worker_connections 4096;
 }}
 http {{
-    access_log {s.logs / "proxy-access.log"};
+    log_format fedssl '$remote_addr [$time_iso8601 $msec] "$request" $status '
+                      '$body_bytes_sent in $request_length rt=$request_time '
+                      'upstream=$upstream_response_time';
+    access_log {s.logs / "proxy-access.log"} fedssl;
     server_tokens off;
     client_body_temp_path {tmp / "body"};
     proxy_temp_path {tmp / "proxy"};

@@ -11,11 +11,13 @@ from flwr.server.client_manager import SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
 
 from server.node_roles import NodeRoles
+from common.wire_vector import flatten
 from server.strategy import DeltaFedAvg
 
 
 def _res(delta: list[np.ndarray], n: int, loss: float) -> tuple[None, FitRes]:
-    fitres = FitRes(Status(Code.OK, "OK"), ndarrays_to_parameters(delta), n, {"train-loss": loss})
+    wire = ndarrays_to_parameters([flatten(delta)])  # what a client sends: one vector
+    fitres = FitRes(Status(Code.OK, "OK"), wire, n, {"train-loss": loss})
     return None, fitres  # the proxy is not used by aggregation
 
 
@@ -120,7 +122,7 @@ def _dp_strategy(
 
 def _dp_res(delta: list[np.ndarray], n: int, clipped: int) -> tuple[None, FitRes]:
     metrics = {"train-loss": 1.0, "dp-clipped": clipped}
-    return None, FitRes(Status(Code.OK, "OK"), ndarrays_to_parameters(delta), n, metrics)
+    return None, FitRes(Status(Code.OK, "OK"), ndarrays_to_parameters([flatten(delta)]), n, metrics)
 
 
 def test_dp_adds_seeded_noise_of_std_sigma_c_over_n_to_the_equal_weighted_mean() -> None:
@@ -292,3 +294,23 @@ def test_evaluation_only_nodes_are_never_sampled_for_training() -> None:
         sampled = s.configure_fit(rnd, ndarrays_to_parameters(init), _manager(10))
         assert sorted(int(p.cid) for p, _ in sampled) == list(range(1, 8))  # unknown ones train
         assert s.outcome.clients_sampled == 7 and s.outcome.dp_sampling_rate == 1.0
+
+
+def test_results_that_do_not_fit_the_global_shapes_are_refused_by_name() -> None:
+    init = [np.zeros((2, 3), np.float32), np.zeros(4, np.float32)]
+    s = _strategy(init)
+    short = _res([np.ones(9, np.float32)], 5, 1.0)  # 9 values; the model has 10
+    params, _ = s.aggregate_fit(1, [short, short], [])
+    assert params is None and not s.outcome.completed
+    assert "9 values" in s.outcome.reason and "need 10" in s.outcome.reason
+    several = FitRes(Status(Code.OK, "OK"), ndarrays_to_parameters(init), 5, {})
+    params, _ = s.aggregate_fit(1, [(None, several)], [])  # type: ignore[list-item]
+    assert params is None and "one flat vector, got 2 arrays" in s.outcome.reason
+
+
+def test_training_messages_carry_the_global_weights_as_one_vector() -> None:
+    init = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([7.0, 8.0], np.float32)]
+    s = _strategy(init)
+    sent = s.configure_fit(1, ndarrays_to_parameters(init), _manager(3))
+    (vector,) = parameters_to_ndarrays(sent[0][1].parameters)
+    np.testing.assert_array_equal(vector, [0, 1, 2, 3, 4, 5, 7, 8])

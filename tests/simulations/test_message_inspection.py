@@ -176,12 +176,14 @@ def test_server_never_holds_an_individual_unmasked_update(recorded: tuple[Path, 
             assert abs(corr) < 0.05, f"client {pid}, round {rnd}: masked vector correlates {corr}"
             assert abs(masked.mean() / 2**32 - 0.5) < 0.01  # spread over the whole modulus
         # The recorded updates are the real ones: the aggregate is their FedAvg.
+        # (Each update is one flat vector on the wire, in the checkpoint's shared order.)
         start = checkpoint_shared_arrays(out / "checkpoints" / f"round-{rnd - 1:04d}.pt")
         got = checkpoint_shared_arrays(out / "checkpoints" / f"round-{rnd:04d}.pt")
+        g, new = (np.concatenate([a.ravel() for a in arrays]) for arrays in (start, got))
         total = sum(weights.values())
-        for i, g in enumerate(start):
-            mean = sum(weights[p] * plain[p][i].astype(np.float64) for p in range(N)) / total
-            assert float(np.abs(got[i] - (g + mean)).max()) < 1e-4
+        mean = sum(weights[p] * plain[p][0].astype(np.float64) for p in range(N)) / total
+        assert plain[0][0].shape == g.shape
+        assert float(np.abs(new - (g + mean)).max()) < 1e-4
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(r["completed"] and r["clients_aggregated"] == N for r in rows)
 
