@@ -24,7 +24,7 @@ from flwr.compat.common import recorddict_compat as compat
 
 from client.mods import faults, recorder
 from client.mods.secagg import optional_secaggplus_mod
-from client.mods.timing import timing_mod
+from client.mods.timing import note, timing_mod
 from client.node_config import partition_id_of, role_of
 from client.state_store import load_state, save_state, state_file
 from common.atomic import atomic_write_bytes
@@ -49,9 +49,10 @@ log = logging.getLogger("fedssl.client")
 
 
 def app_mods() -> list[Mod]:
-    """Around every handler: with ``FEDSSL_RECORD_DIR`` set, the audit recorder of what
-    leaves the device (training, evaluation and role replies alike)."""
-    return [recorder.sent_record_mod] if os.environ.get(recorder.ENV) else []
+    """Around every handler: timing (the device's own log of each message), and with
+    ``FEDSSL_RECORD_DIR`` set, the audit recorder of what leaves the device (training,
+    evaluation and role replies alike)."""
+    return [timing_mod] + ([recorder.sent_record_mod] if os.environ.get(recorder.ENV) else [])
 
 
 app = ClientApp(mods=app_mods())
@@ -63,7 +64,7 @@ def train_mods() -> list[Mod]:
     the unmasked update for audits. Without their variables their code is not in the
     chain."""
     recording = bool(os.environ.get(recorder.ENV))
-    mods: list[Mod] = [timing_mod]
+    mods: list[Mod] = []
     if os.environ.get(faults.ENV):
         mods.append(faults.fault_injection_mod)
     mods.append(optional_secaggplus_mod)
@@ -110,8 +111,8 @@ def train(msg: Message, context: Context) -> Message:
     # Imported here: three of SecAgg+'s four messages per round never train.
     from common.client_data import client_indices
     from common.local_round import global_from_wire, run_local_round
-    from common.wire_vector import flatten, single_vector
     from common.logs import setup_logging
+    from common.wire_vector import flatten, single_vector
 
     if context.node_config.get("state-dir"):
         setup_logging()  # a real device (fedssl client): its log shows what each round did
@@ -134,7 +135,8 @@ def train(msg: Message, context: Context) -> Message:
     context.state.config_records[STATE_RECORD] = ConfigRecord({"blob": result.state})
     if disk is not None:
         save_state(disk, result.state)
-    log.info("%s", round_line(server_round, {**result.metrics, **result.local_metrics}))
+    # The device's console shows it with the round's stage times (client.console).
+    note(**result.metrics, **result.local_metrics)
     fitres = FitRes(
         status=Status(code=Code.OK, message="OK"),
         parameters=ndarrays_to_parameters([flatten(result.delta)]),
@@ -162,20 +164,6 @@ def _secagg_weight(cfg: Any, num_examples: int, server_round: int) -> int:
         )
         return int(cfg.max_weight)
     return num_examples
-
-
-def round_line(server_round: int, m: dict[str, Any]) -> str:
-    """One readable line per round on the device (its log; nothing here is sent)."""
-    line = (
-        f"round {server_round}: loss {m['first-loss']:.4f} -> {m['train-loss']:.4f}, "
-        f"{m['steps']} steps at lr {m['learning-rate']:.3g}, update norm {m['delta-norm']:.3f}, "
-        f"{m['seconds']:.1f} s"
-    )
-    extra = [f"{k} {v:g}" for k, v in m.items() if k not in ROUND_LINE_KEYS]
-    return line + (f" ({', '.join(extra)})" if extra else "")
-
-
-ROUND_LINE_KEYS = {"first-loss", "train-loss", "steps", "learning-rate", "delta-norm", "seconds"}
 
 
 @app.evaluate()

@@ -12,7 +12,6 @@ run has ended it exits; SIGTERM or Ctrl-C stops it and every process it started.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import secrets
@@ -25,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from client.activation import was_activated
+from client.node_supervisor import LOG_FILE, Attempt, supervise
+from client.reachability import REFUSED, diagnose
 from client.state_lock import device_id, lock_state_dir
 from common.errors import EXIT_ERROR, EXIT_OK, BadInputError
 from common.messages import RUN_END_FILE
@@ -32,12 +34,10 @@ from common.private_files import private_tree, write_secret
 
 # A restarted device is refused while the SuperLink still counts its previous session
 # as online (measured: about 65 s after a SIGKILL); the refusal looks exactly like an
-# unregistered key's, so both are retried this long before the device gives up.
+# unregistered key's, so a device the server has activated before retries this long
+# (one it never activated gives up at once: client.activation).
 DEFAULT_ACTIVATION_GRACE_S = 180.0
 ACTIVATION_RETRY_S = 10.0
-REFUSED = "Failed to activate SuperNode"
-RUN_END_ACK_S = 10.0
-RUN_END_LINGER_S = 2.0
 DEFAULT_POLL_INTERVAL_S = 0.5
 log = logging.getLogger("fedssl.client")
 
@@ -89,6 +89,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--allow-plain-updates",
         action="store_true",
         help="also answer a server that asks for unmasked updates (off: SecAgg+ only)",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show Flower's per-message lines on the console (they are always in "
+        "STATE_DIR/supernode.log)",
     )
     p.add_argument(
         "--evaluate-only",
@@ -171,55 +177,7 @@ def superexec_argv(runtime: LocalRuntime, ca: Path | None, cold_start: bool = Fa
     return argv + (["--ca", str(ca)] if ca is not None else [])
 
 
-# What a SuperNode's exit output means, in the words a device operator needs.
-DIAGNOSES = (
-    (
-        REFUSED,
-        "the server refused this device: its public key is not registered there "
-        "(on the server: `fedssl server --register KEY.pub ...`), or it still holds a "
-        "session of this device from another process",
-    ),
-    (
-        "Connection refused",
-        "nothing accepts connections at the server's address: a wrong --server port, or "
-        "the server is not running",
-    ),
-    (
-        "Server disconnected without sending a response",
-        "the server closed the connection: a plaintext client (--insecure) against a TLS "
-        "server, or the wrong port",
-    ),
-    (
-        "400 Bad Request' for url 'http://",
-        "the server refused a plaintext request: a plaintext client (--insecure) against a "
-        "TLS server",
-    ),
-    (
-        "CERTIFICATE_VERIFY_FAILED",
-        "the server's certificate does not verify against --ca (wrong CA, or the host name "
-        "is not in the certificate: `fedssl certs --host NAME`)",
-    ),
-)
-
-
-def diagnose(lines: list[str]) -> str:
-    text = "\n".join(lines)
-    for needle, meaning in DIAGNOSES:
-        if needle in text:
-            return meaning
-    return ""
-
-
-def _relay(name: str, line: str) -> None:
-    from common.processes import plain_text
-
-    text = plain_text(line)
-    if text:
-        print(f"[{name}] {text}", file=sys.stderr, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
-    from common.environment import daemon_env
     from common.logs import setup_logging
 
     setup_logging()
@@ -228,12 +186,7 @@ def run(args: argparse.Namespace) -> int:
     lock = lock_state_dir(state)  # noqa: F841 (held until the client exits)
     (state / "flwr-home").mkdir(parents=True, exist_ok=True)
     (state / RUN_END_FILE).unlink(missing_ok=True)
-    runtime = LocalRuntime(
-        port=args.port or _free_port(),
-        secret=write_secret(state / "superexec.secret", secrets.token_hex(32)),
-    )
-    name = args.name or (key.name if key else "device")
-    env = daemon_env(FLWR_HOME=str(state / "flwr-home"))
+    attempt = _attempt(args, data, key, ca, state)
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -244,29 +197,21 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, handler)
     first_refusal: float | None = None
     while True:
-        argv = supernode_argv(args, data, key, ca, state, runtime)
-        rc, tail = _supervise(
-            argv,
-            superexec_argv(runtime, ca, args.cold_start),
-            env,
-            state,
-            name,
-            args.server,
-            stop,
-            ca,
-        )
+        rc, tail = supervise(attempt, stop)
         if stop.is_set() or (state / RUN_END_FILE).exists():
             return EXIT_OK
         if not (rc and any(REFUSED in line for line in tail)):
             break
+        if not was_activated(state, args.server, attempt.identity):
+            return _refused_for_good(attempt, key)
         now = time.monotonic()
         first_refusal = now if first_refusal is None else first_refusal
         if now - first_refusal >= args.activation_grace:
             break
         log.warning(
-            "the server refused this device's activation: its key is not registered, or the "
-            "server still holds this device's previous session (it expires about a minute "
-            "after a crash); retrying in %.0f s (gives up %.0f s after the first refusal)",
+            "the server refused this device's activation: it may still hold this device's "
+            "previous session (it expires about a minute after a crash), or the key is no "
+            "longer registered; retrying in %.0f s (gives up %.0f s after the first refusal)",
             ACTIVATION_RETRY_S,
             args.activation_grace,
         )
@@ -277,118 +222,47 @@ def run(args: argparse.Namespace) -> int:
         "the SuperNode exited with code %s%s; see %s",
         rc,
         f": {reason}" if reason else "",
-        state / "supernode.log",
+        state / LOG_FILE,
     )
     return EXIT_ERROR if rc else EXIT_OK
 
 
-class _RetryReporter:
-    """Flower's retry lines, replaced by one line that names the address and the cause
-    (at most every ``every_s``); after the SuperNode gives up, its SuperExec's retries
-    against the stopped node are dropped."""
+def _attempt(
+    args: argparse.Namespace, data: Path, key: Path | None, ca: Path | None, state: Path
+) -> Attempt:
+    """What each connection attempt runs: the SuperNode, its SuperExec, their settings."""
+    from common.environment import daemon_env
 
-    def __init__(self, server: str, ca: Path | None, every_s: float = 30.0) -> None:
-        self.server, self.ca, self.every_s = server, ca, every_s
-        self.last: float | None = None
-        self.gave_up = False
-
-    def takes(self, line: str) -> bool:
-        if "Giving up reconnection" in line:
-            self.gave_up = True
-            return False
-        if "Connection attempt failed" not in line:
-            return False
-        now = time.monotonic()
-        if not self.gave_up and (self.last is None or now - self.last >= self.every_s):
-            self.last = now
-            from client.reachability import why_unreachable
-
-            why = why_unreachable(self.server, self.ca) or "the connection failed"
-            log.warning("cannot connect to %s: %s; retrying", self.server, why)
-        return True
-
-
-def _supervise(
-    argv: list[str],
-    superexec: list[str],
-    env: dict[str, str],
-    state: Path,
-    name: str,
-    server: str,
-    stop: threading.Event,
-    ca: Path | None = None,
-) -> tuple[int | None, list[str]]:
-    """Run one SuperNode and its SuperExec until the SuperNode exits, the run ends or
-    ``stop`` is set; the SuperNode's exit code and last lines."""
-    from common.processes import Child
-
-    tail: list[str] = []
-    retries = _RetryReporter(server, ca)
-
-    def on_line(line: str) -> None:
-        tail.append(line)
-        del tail[:-200]
-        if not retries.takes(line):
-            _relay(name, line)
-
-    node = Child(
-        "supernode", argv, env=env, log_file=state / "supernode.log", on_line=on_line, cwd=state
+    runtime = LocalRuntime(
+        port=args.port or _free_port(),
+        secret=write_secret(state / "superexec.secret", secrets.token_hex(32)),
     )
-    log.info("device %s: SuperNode pid %d connecting to %s", name, node.pid, server)
-
-    def start_superexec() -> Child:
-        return Child(
-            "superexec",
-            superexec,
-            env=env,
-            log_file=state / "supernode.log",
-            on_line=on_line,
-            cwd=state,
-        )
-
-    execs = start_superexec()
-    ended_at: float | None = None
-    try:
-        while node.poll() is None and not stop.is_set():
-            if ended_at is None and _run_ended(state):
-                ended_at = time.monotonic()
-            # Let the SuperNode send its acknowledgement of the news, and the server
-            # collect it, before the node goes offline.
-            if ended_at is not None and (
-                _acknowledged(tail) or time.monotonic() - ended_at > RUN_END_ACK_S
-            ):
-                stop.wait(RUN_END_LINGER_S)
-                break
-            if execs.poll() is not None:
-                log.warning("the SuperExec exited with code %s; restarting it", execs.poll())
-                execs = start_superexec()
-            stop.wait(1.0)
-    finally:
-        execs.stop()
-        rc = node.stop()
-    return rc, tail
-
-
-def _acknowledged(tail: list[str]) -> bool:
-    """The SuperNode has sent its reply to the last query it received."""
-    received = [i for i, t in enumerate(tail) if "Receiving: query message" in t]
-    return bool(received) and any("Sent successfully" in t for t in tail[received[-1] :])
-
-
-def _run_ended(state: Path) -> bool:
-    """True once the server has said that the run ended (the ClientApp's note)."""
-    path = state / RUN_END_FILE
-    if not path.is_file():
-        return False
-    try:
-        note = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    log.info(
-        "the server ended run %s: %s, %s rounds completed, %s failed; this device is done",
-        note.get("run-id", "?"),
-        note.get("status", "?"),
-        note.get("rounds-completed", "?"),
-        note.get("rounds-failed", "?"),
+    name = args.name or (key.name if key else "device")
+    return Attempt(
+        supernode=supernode_argv(args, data, key, ca, state, runtime),
+        superexec=superexec_argv(runtime, ca, args.cold_start),
+        env=daemon_env(FLWR_HOME=str(state / "flwr-home")),
+        state=state,
+        name=name,
+        identity=device_id(key, name),
+        server=args.server,
+        ca=ca,
+        verbose=args.verbose,
     )
-    return True
+
+
+def _refused_for_good(a: Attempt, key: Path | None) -> int:
+    """A device never activated here was refused: its key is not registered (or the
+    same key is connected from elsewhere). Waiting cannot help, so say it now."""
+    pub = f"{key}.pub" if key is not None else "its .pub file"
+    log.error(
+        "the server at %s refused device %s: its key (fingerprint %s) is not registered "
+        "there. On the server: `fedssl server --register %s ...` (or, if it is "
+        "registered, another process with this key is connected). See %s",
+        a.server,
+        a.name,
+        a.identity,
+        Path(pub).name,
+        a.state / LOG_FILE,
+    )
+    return EXIT_ERROR

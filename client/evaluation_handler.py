@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
+from client.mods.timing import note
 from client.node_config import is_simulated, partition_id_of, role_of
 from common.config import RunConfig, Scalar
 from common.messages import (
@@ -47,14 +48,13 @@ def evaluate_message(msg: Message, context: Context) -> Message:
     state_dir = context.node_config.get("state-dir")
     if state_dir:
         path = store(Path(str(state_dir)), payload, server_round, run_key)
-        log.info(
-            "round %d: stored the global encoder (%d bytes) in %s", server_round, len(payload), path
-        )
+        note(stored=str(path))
     x, y = _local_data(cfg, context)
     settings = settings_from({**record, "seed": cfg.seed})
     figures = evaluate_on_device(cfg, shared_arrays_of(checkpoint, "delivery"), x, y, settings)
     if "skipped" in figures:
         log.warning("round %d: evaluation: %s", server_round, figures["skipped"])
+    note(**figures)
     return _reply(msg, {**result, **figures})
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from common.environment import daemon_env
 from common.errors import FedsslError
 from common.processes import Child, plain_text, run_quiet
+from server.deployment.refusals import RefusalLog
 
 CONNECTION = "fedssl"
 # SuperLink lines that look alarming but are expected: re-registering a known device at
@@ -149,10 +150,11 @@ def relay_warnings(name: str) -> Callable[[str], None]:
     """A child's line hook that shows only what an operator needs: its errors and
     warnings (its full log is on disk)."""
     logger = logging.getLogger(f"fedssl.{name}")
+    refusals = RefusalLog()
 
     def relay(line: str) -> None:
         text = plain_text(line)
-        if any(noise in text for noise in EXPECTED_NOISE):
+        if any(noise in text for noise in EXPECTED_NOISE) or refusals.takes(text):
             return
         if text.startswith(("ERROR", "WARNING", "CRITICAL")) or "Traceback" in text:
             logger.warning("%s: %s", name, text)

@@ -10,8 +10,8 @@ from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters
 from flwr.server.client_manager import SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
 
-from server.node_roles import NodeRoles
 from common.wire_vector import flatten
+from server.node_roles import NodeRoles
 from server.strategy import DeltaFedAvg
 
 

@@ -30,6 +30,7 @@ from bare_superlink import flwr, flwr_home
 from foreign_app import markers, write_foreign_app
 from loopback import Loopback, port_is_free
 
+from client.state_lock import device_id as key_fingerprint
 from server.deployment.certs import make_node_key
 from server.deployment.proxy import ProxyError, find_nginx
 
@@ -74,7 +75,8 @@ def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopbac
     lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
     clients = [lb.start_client(i) for i in range(3)]
     # A device whose key was never registered, and one that speaks plaintext to the TLS port.
-    unregistered = lb.start_client(3, "--activation-grace", "15", name="unregistered")
+    # (A device never activated is refused for good at once, whatever the grace.)
+    unregistered = lb.start_client(3, "--activation-grace", "900", name="unregistered")
     plaintext = lb.start_client(3, "--insecure", "--max-wait-time", "25", name="plaintext")
     lb.wait_for(lambda: "(3/3)" in lb.log("server"), 300, "three devices connected")
     link_pid = lb.superlink_pid()
@@ -161,6 +163,11 @@ def test_only_the_device_api_faces_the_network_and_the_run_completes(lb: Loopbac
     # The strangers never joined and gave up with an error.
     assert unregistered.wait(60) != 0, lb.log("unregistered")
     assert "not registered" in lb.log("unregistered")
+    assert "BEGIN PUBLIC KEY" not in lb.log("server")  # one line per refused device:
+    assert (
+        lb.log("server").count(f"not registered (fingerprint {key_fingerprint(lb.keys[3], '')})")
+        == 1
+    )
     assert plaintext.wait(60) != 0, lb.log("plaintext")
     assert "plaintext client" in lb.log("plaintext")
     # Every device got each round's encoder, stored as the server's checkpoint byte for
