@@ -212,8 +212,10 @@ def _reply_bytes(folder: Path) -> dict[str, float]:
 def breakdown(dep: dict[str, Any]) -> dict[str, Any]:
     rounds = [r["seconds"] for r in dep["rows"]]
     per_stage = {}
-    for stage in STAGES:
+    for stage in (*STAGES, "evaluate"):
         rows = [t for t in dep["timing"] if t["stage"] == stage]
+        if not rows:
+            continue
         per_stage[stage] = {
             "startup_s": statistics.mean(
                 t["startup_s"] for t in rows if t["startup_s"] is not None
@@ -221,8 +223,8 @@ def breakdown(dep: dict[str, Any]) -> dict[str, Any]:
             "handler_s": statistics.mean(t["handler_s"] for t in rows),
             "task_cpu_s": statistics.mean(t.get("cpu_s", 0.0) for t in rows),
         }
-    startup = sum(v["startup_s"] for v in per_stage.values())
-    handler = sum(v["handler_s"] for v in per_stage.values())
+    startup = sum(v["startup_s"] for k, v in per_stage.items() if k in STAGES)
+    handler = sum(v["handler_s"] for k, v in per_stage.items() if k in STAGES)
     mean_round = statistics.mean(rounds[1:] if len(rounds) > 1 else rounds)
     return {
         "round_s": rounds,
@@ -277,13 +279,28 @@ def main(argv: list[str] | None = None) -> int:
     for stage, v in b["stages"].items():
         print(f"    {stage:<24}      {v['startup_s']:6.2f} s          {v['handler_s']:6.2f} s"
               f"     {v['task_cpu_s']:6.2f} s")  # fmt: skip
+    print("  (evaluate: the delivery of each round's encoder, after the round)")
     print(f"  round = start-up {b['clientapp_startup_s']:.1f} s + handlers {b['handler_s']:.1f} s "
           f"+ polling/transport/server {b['polling_transport_server_s']:.1f} s")  # fmt: skip
     print(f"  device: {dep['device']['cpu_s_per_round']:.1f} CPU-seconds per round (every "
           f"process, evaluation included), peak RSS {dep['device']['peak_rss_mib']:.0f} MiB "
           f"(largest process)")  # fmt: skip
+    requests = _proxy_requests(root / "srv" / "logs" / "proxy-access.log")
+    print(f"  proxy: {sum(requests.values()) / args.rounds:.0f} device requests per round "
+          f"(pull-object {requests.get('pull-object', 0) / args.rounds:.0f}), "
+          "evaluation included")  # fmt: skip
     _print_evaluation(dep, sim)
     return 0
+
+
+def _proxy_requests(access_log: Path) -> dict[str, int]:
+    """Requests per Fleet API route over the whole run, from the proxy's access log."""
+    counts: dict[str, int] = {}
+    for line in access_log.read_text().splitlines():
+        route = line.partition("/v1/fleet/")[2].split(" ", 1)[0]
+        if route:
+            counts[route] = counts.get(route, 0) + 1
+    return counts
 
 
 def _print_evaluation(dep: dict[str, Any], sim: dict[str, Any]) -> None:
