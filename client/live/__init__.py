@@ -1,0 +1,1 @@
+"""The live device: a stream in, decisions out, federated rounds in the background."""

@@ -1,0 +1,228 @@
+"""``LiveAgent``: one device's decisions on a live stream, driven by the global encoder.
+
+For every good window of the stream (``client.live.frames``) the agent:
+
+1. keeps it, and its label when the stream gives one, in the device's private window
+   store (``client.live.window_store``): the federated rounds train on it;
+2. decides (``client.runtime.DeviceRuntime``: embed, project, bandit), timed from the
+   window's arrival to the decision;
+3. learns from the reward: the stream's own, else 1 when the action is the window's
+   label and 0 otherwise; a window without either teaches nothing;
+4. logs the decision as a JSON line (``STATE_DIR/decisions.jsonl``).
+
+The runtime is personalized by the first ``labels_per_class`` labeled windows of each
+class the device has seen (two classes at least): until then the agent stores windows
+and decides nothing (counted as ``waiting``). Between two windows it looks for a newer
+global encoder (``STATE_DIR/global/encoder.json``, written when the server delivers
+one); a new runtime is built and personalized in a background thread while decisions
+go on with the old one, and swapped in between two windows (``swaps``).
+
+Embedding it in an app::
+
+    agent = LiveAgent(AgentSettings(state_dir=Path("state"), n_actions=6), shape=(6, 128))
+    for frame in FrameReader(sys.stdin.buffer, agent.shape):
+        decision = agent.step(frame)       # None while waiting for an encoder or labels
+    agent.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from client.delivery import ENCODER_FILE, GLOBAL_DIR, META_FILE
+from client.live.frames import Frame
+from client.live.window_store import WindowStore
+from client.runtime.settings import RuntimeConfig
+
+DECISIONS_FILE = "decisions.jsonl"
+STORE_FOLDER = "store"
+AGENT_FOLDER = "agent"  # the encoder the agent decides with (a copy of global/'s)
+RETRY_AFTER_WINDOWS = 50
+log = logging.getLogger("fedssl.client")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    state_dir: Path
+    n_actions: int
+    labels_per_class: int = 10
+    store_max_windows: int = 10_000
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    echo: bool = False  # each decision to stdout too
+
+
+@dataclass(frozen=True)
+class Decision:
+    step: int
+    action: int
+    label: int | None
+    reward: float | None
+    latency_ms: float
+    encoder_round: int
+
+
+@dataclass
+class AgentCounts:
+    windows: int = 0
+    decisions: int = 0
+    waiting: int = 0  # windows seen before the agent could decide
+    swaps: int = 0
+    failed_swaps: int = 0
+    rewarded: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Live:
+    runtime: Any  # client.runtime.DeviceRuntime
+    round: int
+
+
+class LiveAgent:
+    def __init__(self, settings: AgentSettings, shape: tuple[int, ...]) -> None:
+        self.settings, self.shape = settings, tuple(shape)
+        settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store = WindowStore(
+            settings.state_dir / STORE_FOLDER, self.shape, settings.store_max_windows
+        )
+        self.counts = AgentCounts()
+        self.live: _Live | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-swap")
+        self._next: Future[_Live] | None = None
+        self._retry_at = 0  # windows: when a failed preparation may be tried again
+        self._last_failure = ""
+        self._log: IO[str] = open(settings.state_dir / DECISIONS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+
+    # ---- the loop -------------------------------------------------------------------
+
+    def step(self, frame: Frame) -> Decision | None:
+        """Store, decide, learn and log one window; None when the agent cannot decide yet."""
+        t0 = time.perf_counter_ns()
+        self.store.append(frame.window, frame.label)
+        self.counts.windows += 1
+        self._maintain()
+        if self.live is None:
+            self.counts.waiting += 1
+            return None
+        rt = self.live.runtime
+        action = rt.decide(frame.window)
+        latency_ms = (time.perf_counter_ns() - t0) / 1e6
+        reward = self._reward(frame, action)
+        if reward is not None:
+            rt.update(frame.window, action, reward)
+            self.counts.rewarded += reward
+        decision = Decision(
+            self.counts.decisions, action, frame.label, reward, latency_ms, self.live.round
+        )
+        self._record(decision)
+        return decision
+
+    def _reward(self, frame: Frame, action: int) -> float | None:
+        if frame.reward is not None:
+            return float(frame.reward)
+        if frame.label is not None:
+            return float(action == frame.label)
+        return None
+
+    def _record(self, d: Decision) -> None:
+        self.counts.decisions += 1
+        self.counts.latencies_ms.append(d.latency_ms)
+        line = json.dumps(asdict(d))
+        self._log.write(line + "\n")
+        if self.settings.echo:
+            print(line, flush=True)
+
+    # ---- the global encoder ---------------------------------------------------------
+
+    def _maintain(self) -> None:
+        """Between windows: swap in a prepared runtime, or start preparing a newer one."""
+        if self._next is not None:
+            if not self._next.done():
+                return
+            self._finish_swap(self._next)
+            self._next = None
+        if self.counts.windows < self._retry_at:
+            return
+        delivered = _delivered_round(self.settings.state_dir)
+        current = self.live.round if self.live is not None else -1
+        if delivered > current:
+            self._next = self._pool.submit(self._prepare)
+
+    def _finish_swap(self, job: Future[_Live]) -> None:
+        try:
+            new = job.result()
+        except Exception as exc:  # noqa: BLE001 (the old runtime goes on deciding)
+            self.counts.failed_swaps += 1
+            self._retry_at = self.counts.windows + RETRY_AFTER_WINDOWS
+            if str(exc) != self._last_failure:
+                self._last_failure = str(exc)
+                log.warning("the new global encoder cannot be used yet: %s", exc)
+            return
+        old, self.live = self.live, new
+        self.counts.swaps += 1
+        self._last_failure = ""
+        log.info("now deciding with the global encoder of round %d", new.round)
+        if old is not None:
+            old.runtime.close()
+
+    def _prepare(self) -> _Live:
+        """A runtime on the delivered encoder, personalized on the labeled windows seen.
+        The encoder is copied out of ``global/`` first, checked against its metadata: a
+        delivery may replace it meanwhile."""
+        from client.runtime.device_loop import DeviceRuntime
+        from common.atomic import atomic_write_bytes
+
+        x, y = self._calibration()
+        folder = self.settings.state_dir / GLOBAL_DIR
+        meta = json.loads((folder / META_FILE).read_text())
+        payload = (folder / ENCODER_FILE).read_bytes()
+        if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
+            raise RuntimeError("the delivered encoder is being replaced; trying again")
+        path = self.settings.state_dir / AGENT_FOLDER / "encoder.pt"
+        path.parent.mkdir(exist_ok=True, mode=0o700)
+        atomic_write_bytes(path, payload)
+        rt = DeviceRuntime.load(
+            path, self.settings.n_actions, self.settings.runtime, torch_encoder_path=path
+        )
+        rt.fit_head(x, y)
+        return _Live(rt, int(meta["round"]))
+
+    def _calibration(self) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``labels_per_class`` labeled windows of each class, in time order."""
+        from common.errors import BadInputError
+
+        x, y = self.store.windows()
+        per_class = self.settings.labels_per_class
+        first = [np.flatnonzero(y == c)[:per_class] for c in np.unique(y[y >= 0])]
+        if len(first) < 2:
+            raise BadInputError(
+                f"labeled windows of {len(first)} class(es) seen; two are needed to decide"
+            )
+        idx = np.sort(np.concatenate(first))
+        return x[idx], y[idx]
+
+    def close(self) -> None:
+        if self._next is not None:
+            self._next.cancel()
+        self._pool.shutdown(wait=True)
+        if self.live is not None:
+            self.live.runtime.close()
+        self.store.close()
+        self._log.close()
+
+
+def _delivered_round(state_dir: Path) -> int:
+    """The round of the newest delivered global encoder (-1: none yet)."""
+    try:
+        return int(json.loads((state_dir / GLOBAL_DIR / META_FILE).read_text())["round"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1

@@ -1,0 +1,108 @@
+"""The live agent on a digits stream: stores every window, decides once it has an
+encoder and labels, learns from rewards, swaps in each newly delivered encoder."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from client.delivery import store
+from client.live.agent import DECISIONS_FILE, AgentSettings, LiveAgent
+from client.live.frames import Frame
+from client.live.window_store import read_store
+from common.config import RunConfig
+from common.local_round import initial_global_arrays
+from server.round_report import save_global
+
+CFG = RunConfig(dataset="digits")
+SHAPE = (1, 8, 8)
+
+
+def _deliver(state: Path, tmp: Path, rnd: int) -> None:
+    """What the evaluation handler does with a verified delivery."""
+    path = tmp / f"round-{rnd}.pt"
+    arrays = initial_global_arrays(CFG.replace(seed=rnd), SHAPE)
+    save_global(CFG.replace(seed=rnd), SHAPE, path, arrays, rnd)
+    store(state, path.read_bytes(), rnd, "run")
+
+
+def _stream() -> tuple[np.ndarray, np.ndarray]:
+    d = load_digits()
+    return (d.images / 16.0).astype(np.float32)[:, None], d.target.astype(np.int64)
+
+
+def _wait_for(agent: LiveAgent, frames: list[Frame], swaps: int) -> list:  # type: ignore[type-arg]
+    """Feed frames (cycling) until the agent has made ``swaps`` swaps."""
+    out, i = [], 0
+    deadline = time.monotonic() + 120
+    while agent.counts.swaps < swaps and time.monotonic() < deadline:
+        out.append(agent.step(frames[i % len(frames)]))
+        i += 1
+        time.sleep(0.001)
+    assert agent.counts.swaps >= swaps, agent.counts
+    return out
+
+
+def test_the_agent_decides_learns_logs_and_swaps_encoders(tmp_path: Path) -> None:
+    x, y = _stream()
+    state = tmp_path / "state"
+    frames = [Frame(x[i], int(y[i])) for i in range(400)]
+    agent = LiveAgent(AgentSettings(state_dir=state, n_actions=10, labels_per_class=5), SHAPE)
+    # No encoder yet: windows are kept, nothing is decided.
+    assert all(agent.step(f) is None for f in frames[:120])
+    assert agent.counts.waiting == 120 and len(agent.store) == 120
+    _deliver(state, tmp_path, 0)
+    decisions = [d for d in _wait_for(agent, frames[120:], 1) if d is not None]
+    rest = [agent.step(f) for f in frames[200:400]]
+    assert all(d is not None for d in rest)
+    assert agent.live is not None and agent.live.round == 0
+    # a label makes the reward: 1 exactly when the action is the label
+    assert all(d.reward == float(d.action == d.label) for d in rest)
+    # the bandit on a random-init encoder still beats chance (10 classes) on digits
+    assert np.mean([d.reward for d in rest]) > 0.3
+    # A newer delivery is swapped in between two windows; decisions never stop.
+    _deliver(state, tmp_path, 1)
+    during = _wait_for(agent, frames, 2)
+    assert all(d is not None for d in during) and agent.live.round == 1
+    agent.close()
+    logged = [json.loads(line) for line in (state / DECISIONS_FILE).read_text().splitlines()]
+    assert len(logged) == agent.counts.decisions == len(decisions) + 200 + len(during)
+    assert {row["encoder_round"] for row in logged} == {0, 1}
+    stored_x, stored_y = read_store(state / "store")
+    assert len(stored_x) == agent.counts.windows and (stored_y >= 0).all()
+
+
+def test_a_stream_reward_wins_over_the_label_and_unlabeled_windows_teach_nothing(
+    tmp_path: Path,
+) -> None:
+    x, y = _stream()
+    state = tmp_path / "state"
+    agent = LiveAgent(AgentSettings(state_dir=state, n_actions=10, labels_per_class=3), SHAPE)
+    _deliver(state, tmp_path, 0)
+    _wait_for(agent, [Frame(x[i], int(y[i])) for i in range(60)], 1)
+    unlabeled = agent.step(Frame(x[100]))
+    rewarded = agent.step(Frame(x[101], int(y[101]), reward=0.25))
+    assert unlabeled is not None and unlabeled.reward is None and unlabeled.label is None
+    assert rewarded is not None and rewarded.reward == 0.25
+    agent.close()
+
+
+def test_without_two_labeled_classes_the_agent_keeps_waiting(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    x, _ = _stream()
+    state = tmp_path / "state"
+    agent = LiveAgent(AgentSettings(state_dir=state, n_actions=10), SHAPE)
+    _deliver(state, tmp_path, 0)
+    for i in range(300):
+        assert agent.step(Frame(x[i], 3 if i < 5 else None)) is None
+        time.sleep(0.002)
+    agent.close()
+    assert agent.counts.failed_swaps >= 1 and agent.counts.swaps == 0
+    warnings = [r.getMessage() for r in caplog.records if "cannot be used yet" in r.getMessage()]
+    assert len(warnings) == 1 and "1 class(es)" in warnings[0]
