@@ -25,7 +25,7 @@ from flwr.compat.common import recorddict_compat as compat
 from client.mods import faults, recorder
 from client.mods.secagg import optional_secaggplus_mod
 from client.mods.timing import note, timing_mod
-from client.node_config import partition_id_of, role_of
+from client.node_config import device_data, is_simulated, partition_id_of, role_of
 from client.state_store import load_state, save_state, state_file
 from common.atomic import atomic_write_bytes
 from common.errors import FedsslError
@@ -52,7 +52,8 @@ def app_mods() -> list[Mod]:
     """Around every handler: timing (the device's own log of each message), and with
     ``FEDSSL_RECORD_DIR`` set, the audit recorder of what leaves the device (training,
     evaluation and role replies alike)."""
-    return [timing_mod] + ([recorder.sent_record_mod] if os.environ.get(recorder.ENV) else [])
+    mods: list[Mod] = [timing_mod]
+    return mods + ([recorder.sent_record_mod] if os.environ.get(recorder.ENV) else [])
 
 
 app = ClientApp(mods=app_mods())
@@ -75,11 +76,8 @@ def train_mods() -> list[Mod]:
 
 def _local_inputs(cfg: Any, context: Context) -> np.ndarray:
     """This node's unlabeled data: its own file in deployment, its partition in simulation."""
-    data_path = context.node_config.get("data-path")
-    if data_path:
-        from common.data.registry import load_dataset
-
-        return load_dataset(f"npz:{data_path}").x
+    if not is_simulated(context):
+        return device_data(context)[0]
     from common.client_data import client_inputs
 
     return client_inputs(cfg, partition_id_of(context))

@@ -9,6 +9,7 @@ Without ``--ca`` (``fedssl client --insecure``) any bundle runs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +17,17 @@ from pathlib import Path
 from client.flower_internals import FabCheck, run_checked_clientapp
 from common.app_signing import verify_fab
 from common.logs import setup_logging
+
+# Set by `fedssl client --stream`: the task processes run at this niceness, below the
+# live agent that makes the device's decisions.
+TASK_NICE_ENV = "FEDSSL_TASK_NICE"
+
+
+def nice_task() -> None:
+    """Lower this task process's priority when the device asks for it."""
+    value = os.environ.get(TASK_NICE_ENV, "")
+    if value.isdigit() and int(value) > 0:
+        os.nice(int(value))
 
 
 def signature_check(ca: Path) -> FabCheck:
@@ -38,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     if not token:
         sys.exit("clientapp_runner: no task token on stdin")
     setup_logging()
+    nice_task()
     # No CA: `fedssl client --insecure`, which has said so once, loudly.
     check = signature_check(Path(args.ca)) if args.ca else None
     run_checked_clientapp(

@@ -25,6 +25,14 @@ from pathlib import Path
 from types import FrameType
 
 from client.activation import was_activated
+from client.clientapp_runner import TASK_NICE_ENV
+from client.live.agent_process import (
+    TASK_NICE,
+    add_stream_arguments,
+    check_stream_args,
+    node_config_entry,
+    start_agent,
+)
 from client.node_supervisor import LOG_FILE, Attempt, supervise
 from client.reachability import REFUSED, diagnose
 from client.state_lock import device_id, lock_state_dir
@@ -44,7 +52,9 @@ log = logging.getLogger("fedssl.client")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", required=True, help="the server's HOST:PORT")
-    p.add_argument("--data", required=True, help="this device's data: an .npz file (x, optional y)")
+    p.add_argument(
+        "--data", default="", help="this device's data: an .npz file (x, optional y); or --stream"
+    )
     p.add_argument("--key", default="", help="this device's private key (from `fedssl certs`)")
     p.add_argument("--ca", default="", help="the CA certificate that signed the server's")
     p.add_argument(
@@ -102,6 +112,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="this device evaluates each delivered global encoder on its data but never trains "
         "(a held-out device)",
     )
+    add_stream_arguments(p)
 
 
 def _free_port() -> int:
@@ -110,15 +121,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _check_inputs(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
+def _check_inputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path | None]:
     from common.data.registry import load_dataset
     from common.keyfiles import check_private_key_file
 
     if not 0 < args.poll_interval <= 60:
         raise BadInputError(f"--poll-interval must be in (0, 60] seconds, got {args.poll_interval}")
-    data = Path(args.data).expanduser().resolve()
-    ds = load_dataset(f"npz:{data}")  # DataError names the problem in the file
-    log.info("data %s: %d samples of shape %s", data, len(ds.x), tuple(ds.x.shape[1:]))
+    data: Path | None = None
+    if args.data:
+        data = Path(args.data).expanduser().resolve()
+        ds = load_dataset(f"npz:{data}")  # DataError names the problem in the file
+        log.info("data %s: %d samples of shape %s", data, len(ds.x), tuple(ds.x.shape[1:]))
     if args.insecure:
         log.warning(
             "!!! --insecure: no TLS, no device identity and no check of the app's "
@@ -144,14 +157,15 @@ class LocalRuntime:
 
 def supernode_argv(
     args: argparse.Namespace,
-    data: Path,
+    data: Path | None,
     key: Path | None,
     ca: Path | None,
     state: Path,
     runtime: LocalRuntime,
 ) -> list[str]:
     identity = device_id(key, args.name or (key.name if key else "device"))
-    node_config = f'data-path="{data}" state-dir="{state}" device-id="{identity}"'
+    source = f'data-path="{data}"' if data is not None else node_config_entry(state)
+    node_config = f'{source} state-dir="{state}" device-id="{identity}"'
     if args.allow_plain_updates:
         node_config += " allow-plain-updates=true"
     if args.evaluate_only:
@@ -182,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging()
     data, key, ca = _check_inputs(args)  # bad input rises to the CLI (exit 2)
+    stream = check_stream_args(args)
     state = private_tree(Path(args.state_dir).expanduser().resolve())
     lock = lock_state_dir(state)  # noqa: F841 (held until the client exits)
     (state / "flwr-home").mkdir(parents=True, exist_ok=True)
@@ -195,6 +210,21 @@ def run(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
+    agent = None
+    if stream is not None:
+        agent = start_agent(stream, state, attempt.env, attempt.name)
+    try:
+        return _connect(args, attempt, key, stop)
+    finally:
+        if agent is not None:
+            agent.stop()
+
+
+def _connect(
+    args: argparse.Namespace, attempt: Attempt, key: Path | None, stop: threading.Event
+) -> int:
+    """Attempts until the run ends, ``stop`` is set, or the server cannot be joined."""
+    state = attempt.state
     first_refusal: float | None = None
     while True:
         rc, tail = supervise(attempt, stop)
@@ -228,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _attempt(
-    args: argparse.Namespace, data: Path, key: Path | None, ca: Path | None, state: Path
+    args: argparse.Namespace, data: Path | None, key: Path | None, ca: Path | None, state: Path
 ) -> Attempt:
     """What each connection attempt runs: the SuperNode, its SuperExec, their settings."""
     from common.environment import daemon_env
@@ -241,7 +271,7 @@ def _attempt(
     return Attempt(
         supernode=supernode_argv(args, data, key, ca, state, runtime),
         superexec=superexec_argv(runtime, ca, args.cold_start),
-        env=daemon_env(FLWR_HOME=str(state / "flwr-home")),
+        env=daemon_env(FLWR_HOME=str(state / "flwr-home"), **_task_nice(args)),
         state=state,
         name=name,
         identity=device_id(key, name),
@@ -249,6 +279,11 @@ def _attempt(
         ca=ca,
         verbose=args.verbose,
     )
+
+
+def _task_nice(args: argparse.Namespace) -> dict[str, str]:
+    """Beside a live agent, training and evaluation tasks yield the CPU to decisions."""
+    return {TASK_NICE_ENV: str(TASK_NICE)} if args.stream else {}
 
 
 def _refused_for_good(a: Attempt, key: Path | None) -> int:

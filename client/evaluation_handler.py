@@ -12,7 +12,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from client.mods.timing import note
-from client.node_config import is_simulated, partition_id_of, role_of
+from client.node_config import device_data, is_simulated, partition_id_of, role_of
 from common.config import RunConfig, Scalar
 from common.messages import (
     ENCODER_RECORD,
@@ -72,10 +72,7 @@ def _training_clients(cfg: RunConfig) -> int:
 def _local_data(cfg: RunConfig, context: Context) -> tuple[np.ndarray, np.ndarray | None]:
     """This node's windows and labels (None when its file has no labels)."""
     if not is_simulated(context):
-        from common.data.registry import load_dataset
-
-        ds = load_dataset(f"npz:{context.node_config['data-path']}")
-        return ds.x, (ds.y if (ds.y >= 0).any() else None)
+        return device_data(context)
     from common.client_data import client_data
 
     return client_data(cfg, partition_id_of(context))

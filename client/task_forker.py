@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
 
-from client.clientapp_runner import signature_check
+from client.clientapp_runner import nice_task, signature_check
 from client.flower_internals import FabCheck, run_checked_clientapp
 
 
@@ -74,6 +74,7 @@ class TaskForker:
             from common.logs import setup_logging
 
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            nice_task()
             np.random.seed(int.from_bytes(os.urandom(4), "little"))
             setup_logging()
             run_checked_clientapp(

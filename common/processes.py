@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import IO, Any
 
 LineHook = Callable[[str], None]
 PR_SET_PDEATHSIG = 1
@@ -59,6 +60,7 @@ class Child:
         on_line: LineHook | None = None,
         cwd: str | Path | None = None,
         cleanup: Callable[[], None] | None = None,
+        stdin: int | IO[Any] | None = subprocess.DEVNULL,
     ) -> None:
         self.name = name
         self._cleanup = cleanup  # run once the process has stopped
@@ -70,7 +72,7 @@ class Child:
             self.argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             env=env,
             cwd=cwd,
             text=True,

@@ -40,11 +40,10 @@ import numpy as np
 
 from client.delivery import ENCODER_FILE, GLOBAL_DIR, META_FILE
 from client.live.frames import Frame
-from client.live.window_store import WindowStore
+from client.live.window_store import STORE_FOLDER, WindowStore
 from client.runtime.settings import RuntimeConfig
 
 DECISIONS_FILE = "decisions.jsonl"
-STORE_FOLDER = "store"
 AGENT_FOLDER = "agent"  # the encoder the agent decides with (a copy of global/'s)
 RETRY_AFTER_WINDOWS = 50
 log = logging.getLogger("fedssl.client")

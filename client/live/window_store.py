@@ -31,6 +31,7 @@ from common.errors import BadInputError
 MAGIC = b"FSW1"
 HEADER = struct.Struct("<4sIIi")  # magic, payload length, crc32 of label+values, label
 META_FILE = "store.json"
+STORE_FOLDER = "store"  # in a live device's state folder
 NO_LABEL = -1
 
 

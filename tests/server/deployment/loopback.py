@@ -73,9 +73,13 @@ class Loopback:
             args += ["--register", k]
         self.server = self._spawn("server", args + list(extra or []))
 
-    def start_client(self, i: int, *extra: str, name: str | None = None) -> subprocess.Popen[bytes]:
+    def start_client(
+        self, i: int, *extra: str, name: str | None = None, data: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """``data`` False: the device brings its data otherwise (``extra``: --stream)."""
         name = name or f"client{i}"
-        args = ["client", "--server", f"127.0.0.1:{self.port}", "--data", str(self.data[i])]
+        args = ["client", "--server", f"127.0.0.1:{self.port}"]
+        args += ["--data", str(self.data[i])] if data else []
         args += ["--state-dir", str(self.root / name)]
         if "--insecure" not in extra:
             args += ["--key", str(self.keys[i]), "--ca", str(self.certs / "ca.crt")]

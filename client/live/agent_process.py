@@ -1,0 +1,132 @@
+"""``fedssl client --stream``: the options of a live device, and its agent's process.
+
+With ``--stream`` the device runs its live agent (``client.live.run``) as a process of
+its own beside the SuperNode, for the whole life of the client: it reads the stream,
+decides, and fills the window store (``STATE_DIR/store``) from which the device's
+federated rounds then train and evaluate (node config ``store-dir``). The device's task
+processes run niced (``FEDSSL_TASK_NICE``), so training yields the CPU to decisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from client.live.window_store import STORE_FOLDER
+from common.errors import BadInputError
+from common.processes import Child
+
+TASK_NICE = 10  # training and evaluation tasks beside a live agent
+
+
+def add_stream_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("live stream (instead of --data)")
+    g.add_argument(
+        "--stream",
+        default="",
+        metavar="SOURCE",
+        help="run the live agent on npz:FILE (replayed at --pace) or stdin (frames from a "
+        "sensor process; README: 'Live devices'); rounds then train on what it stored",
+    )
+    g.add_argument(
+        "--pace",
+        type=float,
+        default=10.0,
+        help="npz replay: windows per second (default: %(default)s)",
+    )
+    g.add_argument("--window-shape", default="", help="stdin: the window's shape, e.g. 6x128")
+    g.add_argument(
+        "--actions", type=int, default=0, help="number of actions the agent chooses from"
+    )
+    g.add_argument(
+        "--labels-per-class",
+        type=int,
+        default=10,
+        help="labeled windows per class that personalize the agent (default: %(default)s)",
+    )
+    g.add_argument(
+        "--store-max-windows",
+        type=int,
+        default=10_000,
+        help="windows the device keeps; the oldest go first (default: %(default)s)",
+    )
+    g.add_argument(
+        "--decisions-stdout", action="store_true", help="print each decision as a JSON line"
+    )
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    source: str
+    argv: list[str]  # the agent process, without its state dir
+
+
+def check_stream_args(args: argparse.Namespace) -> StreamSpec | None:
+    """None without ``--stream``; otherwise the agent's command line, checked."""
+    if not args.stream:
+        if not args.data:
+            raise BadInputError("give the device's data: --data FILE, or --stream SOURCE")
+        return None
+    if args.data:
+        raise BadInputError(
+            "--data and --stream exclude each other: a live device trains on what it streams"
+        )
+    if args.actions < 2:
+        raise BadInputError(f"--stream needs --actions N (at least 2), got {args.actions}")
+    if args.store_max_windows < 1 or args.labels_per_class < 1:
+        raise BadInputError("--store-max-windows and --labels-per-class must be at least 1")
+    if args.stream.startswith("npz:"):
+        from common.data.registry import load_dataset
+
+        path = Path(args.stream[4:]).expanduser().resolve()
+        load_dataset(f"npz:{path}")  # DataError names the problem in the file
+        source = f"npz:{path}"
+    elif args.stream == "stdin":
+        from client.live.run import parse_shape
+
+        parse_shape(args.window_shape)
+        source = "stdin"
+    else:
+        raise BadInputError(f"--stream: expected npz:FILE or stdin, got {args.stream!r}")
+    argv = [sys.executable, "-m", "client.live.run", "--stream", source, "--pace", str(args.pace)]
+    argv += ["--actions", str(args.actions), "--labels-per-class", str(args.labels_per_class)]
+    argv += ["--store-max-windows", str(args.store_max_windows)]
+    argv += ["--window-shape", args.window_shape] if args.window_shape else []
+    argv += ["--echo"] if args.decisions_stdout else []
+    return StreamSpec(source, argv)
+
+
+def node_config_entry(state: Path) -> str:
+    return f'store-dir="{state / STORE_FOLDER}"'
+
+
+def start_agent(spec: StreamSpec, state: Path, env: dict[str, str], name: str) -> Child:
+    """The agent's process, for the life of the client; its lines to the console (and
+    ``STATE_DIR/agent.log``), its decisions to stdout with ``--decisions-stdout``."""
+    import logging
+
+    from common.processes import Child, plain_text
+
+    logger = logging.getLogger("fedssl.client")
+
+    def on_line(line: str) -> None:
+        text = plain_text(line)
+        if text.startswith("{"):
+            print(text, flush=True)  # a decision (JSON), for whatever reads our stdout
+        elif text:
+            print(f"[{name} agent] {text}", file=sys.stderr, flush=True)
+
+    child = Child(
+        "agent",
+        [*spec.argv, "--state-dir", str(state)],
+        env=env,
+        log_file=state / "agent.log",
+        on_line=on_line,
+        cwd=state,
+        stdin=sys.stdin if spec.source == "stdin" else subprocess.DEVNULL,
+    )
+    logger.info("live agent pid %d on %s", child.pid, spec.source)
+    return child

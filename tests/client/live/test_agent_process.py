@@ -1,0 +1,110 @@
+"""The live agent as a process: frames on stdin (bad ones among them), decisions on
+stdout, the store filled; and the options of `fedssl client --stream`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Context, RecordDict
+from sklearn.datasets import load_digits
+
+from client.live.agent_process import add_stream_arguments, check_stream_args
+from client.live.frames import encode_frame
+from client.live.window_store import WindowStore, read_store
+from client.node_config import device_data, is_simulated
+from common.data.errors import DataError
+from common.environment import daemon_env
+from common.errors import BadInputError
+from tests.client.live.test_agent import _deliver
+
+
+def test_the_agent_process_decides_on_stdin_frames_and_skips_bad_ones(tmp_path: Path) -> None:
+    d = load_digits()
+    x, y = (d.images / 16.0).astype(np.float32)[:, None], d.target
+    state = tmp_path / "state"
+    _deliver(state, tmp_path, 0)  # an encoder is already there
+    nan = x[0].copy()
+    nan[0, 0, 0] = np.nan
+    bad = [b"noise", encode_frame(nan), encode_frame(np.zeros(10, np.float32))]
+    frames = [encode_frame(x[i], int(y[i])) for i in range(150)] + bad
+    frames += [encode_frame(x[i], int(y[i])) for i in range(150, 400)]
+    argv = [sys.executable, "-m", "client.live.run", "--state-dir", str(state),
+            "--stream", "stdin", "--window-shape", "1x8x8", "--actions", "10",
+            "--labels-per-class", "3", "--echo", "--report-every", "1000"]  # fmt: skip
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=daemon_env(),
+    )
+    assert proc.stdin is not None
+    for frame in frames:  # a sensor's pace: the encoder is prepared while windows arrive
+        proc.stdin.write(frame)
+        proc.stdin.flush()
+        time.sleep(0.01)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    done = subprocess.CompletedProcess(argv, 0, out, err)
+    decisions = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert 0 < len(decisions) <= 400 and decisions[-1]["encoder_round"] == 0
+    log = done.stderr.decode()
+    assert "400 windows" in log and "3 bad frames skipped" in log, log[-2000:]
+    stored_x, stored_y = read_store(state / "store")
+    assert len(stored_x) == 400 and np.isfinite(stored_x).all()
+    np.testing.assert_array_equal(stored_y, y[:400])
+
+
+def _context(node_config: dict[str, str]) -> Context:
+    return Context(run_id=1, node_id=1, node_config=node_config, state=RecordDict(), run_config={})
+
+
+def test_a_live_device_trains_and_evaluates_on_its_store(tmp_path: Path) -> None:
+    store = WindowStore(tmp_path / "store", (1, 8, 8), max_windows=100)
+    ctx = _context({"store-dir": str(tmp_path / "store")})
+    assert not is_simulated(ctx)
+    with pytest.raises(DataError, match="empty"):
+        device_data(ctx)
+    for i in range(5):
+        store.append(np.full((1, 8, 8), i, np.float32), label=i if i % 2 else None)
+    x, y = device_data(ctx)
+    assert x.shape == (5, 1, 8, 8) and y is not None and y.tolist() == [-1, 1, -1, 3, -1]
+    store.close()
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default="")
+    add_stream_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_stream_options_are_checked(tmp_path: Path) -> None:
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((4, 1, 8, 8), np.float32))
+    assert check_stream_args(_args("--data", str(data))) is None
+    cases = {
+        (): "--data FILE, or --stream",
+        ("--data", str(data), "--stream", "stdin"): "exclude each other",
+        ("--stream", "stdin"): "--actions",
+        ("--stream", "stdin", "--actions", "6"): "--window-shape",
+        ("--stream", "stdin", "--actions", "6", "--window-shape", "6xA"): "sizes like 6x128",
+        ("--stream", "tcp:1", "--actions", "6"): "npz:FILE or stdin",
+        ("--stream", f"npz:{tmp_path / 'missing.npz'}", "--actions", "6"): "missing.npz",
+    }
+    for argv, message in cases.items():
+        with pytest.raises(BadInputError, match=message):
+            check_stream_args(_args(*argv))
+    spec = check_stream_args(_args("--stream", f"npz:{data}", "--actions", "6", "--pace", "5"))
+    assert (
+        spec is not None
+        and "--pace" in spec.argv
+        and spec.argv[spec.argv.index("--pace") + 1] == "5.0"
+    )
