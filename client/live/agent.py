@@ -39,6 +39,7 @@ from typing import IO, Any
 import numpy as np
 
 from client.delivery import ENCODER_FILE, GLOBAL_DIR, META_FILE
+from client.live.agent_state import load_state, save_state
 from client.live.frames import Frame
 from client.live.window_store import STORE_FOLDER, WindowStore
 from client.runtime.settings import RuntimeConfig
@@ -57,6 +58,7 @@ class AgentSettings:
     store_max_windows: int = 10_000
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     echo: bool = False  # each decision to stdout too
+    save_every_s: float = 30.0  # the learned state to disk (also at each swap and stop)
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,15 @@ class AgentCounts:
     failed_swaps: int = 0
     rewarded: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    swap_ms: list[float] = field(default_factory=list)  # on the deciding thread
 
 
 @dataclass
 class _Live:
     runtime: Any  # client.runtime.DeviceRuntime
     round: int
+    parity: float  # max |ONNX - torch| on sample windows
+    prepare_s: float
 
 
 class LiveAgent:
@@ -99,7 +104,12 @@ class LiveAgent:
         self._next: Future[_Live] | None = None
         self._retry_at = 0  # windows: when a failed preparation may be tried again
         self._last_failure = ""
-        self._log: IO[str] = open(settings.state_dir / DECISIONS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        # Line-buffered: a decision logged is on its way to disk, a killed agent loses none.
+        self._log: IO[str] = open(  # noqa: SIM115
+            settings.state_dir / DECISIONS_FILE, "a", encoding="utf-8", buffering=1
+        )
+        self._saved_at = time.monotonic()
+        self._resume()
 
     # ---- the loop -------------------------------------------------------------------
 
@@ -113,6 +123,11 @@ class LiveAgent:
             self.counts.waiting += 1
             return None
         rt = self.live.runtime
+        event = rt.maintain()  # a finished adaptation swapped in, or a due one started
+        if event is not None:
+            log.info(
+                "adaptation after the drift alarm at step %d: %s", event.alarm_step, event.status
+            )
         action = rt.decide(frame.window)
         latency_ms = (time.perf_counter_ns() - t0) / 1e6
         reward = self._reward(frame, action)
@@ -123,6 +138,8 @@ class LiveAgent:
             self.counts.decisions, action, frame.label, reward, latency_ms, self.live.round
         )
         self._record(decision)
+        if time.monotonic() - self._saved_at >= self.settings.save_every_s:
+            self._save()
         return decision
 
     def _reward(self, frame: Frame, action: int) -> float | None:
@@ -166,17 +183,27 @@ class LiveAgent:
                 self._last_failure = str(exc)
                 log.warning("the new global encoder cannot be used yet: %s", exc)
             return
+        t0 = time.perf_counter()
         old, self.live = self.live, new
+        self.counts.swap_ms.append((time.perf_counter() - t0) * 1e3)
         self.counts.swaps += 1
         self._last_failure = ""
-        log.info("now deciding with the global encoder of round %d", new.round)
+        log.info(
+            "now deciding with the global encoder of round %d (ONNX, parity max |diff| %.1g; "
+            "prepared in %.2f s while deciding)",
+            new.round,
+            new.parity,
+            new.prepare_s,
+        )
         if old is not None:
-            old.runtime.close()
+            self._pool.submit(old.runtime.close)  # may wait for its adaptation job
+        self._save()
 
     def _prepare(self) -> _Live:
         """A runtime on the delivered encoder, personalized on the labeled windows seen.
         The encoder is copied out of ``global/`` first, checked against its metadata: a
         delivery may replace it meanwhile."""
+        from client.export import export_encoder
         from client.runtime.device_loop import DeviceRuntime
         from common.atomic import atomic_write_bytes
 
@@ -186,14 +213,18 @@ class LiveAgent:
         payload = (folder / ENCODER_FILE).read_bytes()
         if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
             raise RuntimeError("the delivered encoder is being replaced; trying again")
-        path = self.settings.state_dir / AGENT_FOLDER / "encoder.pt"
-        path.parent.mkdir(exist_ok=True, mode=0o700)
+        t0 = time.perf_counter()
+        rnd = int(meta["round"])
+        folder = self._agent_folder()
+        path, onnx = folder / f"encoder-{rnd}.pt", folder / f"encoder-{rnd}.onnx"
         atomic_write_bytes(path, payload)
+        # ONNX Runtime decides; the export must match the torch encoder (ParityError).
+        manifest = export_encoder(path, "onnx", onnx, input_shape=self.shape)
         rt = DeviceRuntime.load(
-            path, self.settings.n_actions, self.settings.runtime, torch_encoder_path=path
+            onnx, self.settings.n_actions, self.settings.runtime, torch_encoder_path=path
         )
         rt.fit_head(x, y)
-        return _Live(rt, int(meta["round"]))
+        return _Live(rt, rnd, manifest.parity_max_abs or 0.0, time.perf_counter() - t0)
 
     def _calibration(self) -> tuple[np.ndarray, np.ndarray]:
         """The first ``labels_per_class`` labeled windows of each class, in time order."""
@@ -209,9 +240,61 @@ class LiveAgent:
         idx = np.sort(np.concatenate(first))
         return x[idx], y[idx]
 
+    # ---- persistence ----------------------------------------------------------------
+
+    def _save(self) -> None:
+        """Snapshot now (copies, on this thread), write in the background."""
+        if self.live is None:
+            return
+        self._saved_at = time.monotonic()
+        rt = self.live.runtime
+        state = {
+            "round": self.live.round,
+            "parity": self.live.parity,
+            "onnx": rt.embedder.path.read_bytes(),
+            "snapshot": rt.snapshot(),
+            "n_actions": self.settings.n_actions,
+            "shape": list(self.shape),
+        }
+        self._pool.submit(save_state, self._agent_folder(), state)
+
+    def _resume(self) -> None:
+        """Decide at once after a restart, with what the agent had learned."""
+        from client.runtime.device_loop import DeviceRuntime
+        from client.runtime.encoders import OnnxEmbedder
+        from common.atomic import atomic_write_bytes
+
+        folder = self._agent_folder()
+        state = load_state(folder, self.settings.n_actions, self.shape)
+        if state is None:
+            return
+        onnx = folder / f"resumed-{state['round']}.onnx"
+        atomic_write_bytes(onnx, state["onnx"])
+        snap = state["snapshot"]
+        rt = DeviceRuntime(
+            OnnxEmbedder(onnx), self.settings.n_actions, self.settings.runtime,
+            torch_encoder=snap["parts"][0],
+        )  # fmt: skip
+        rt.restore(snap)
+        self.live = _Live(rt, int(state["round"]), float(state["parity"]), 0.0)
+        log.info(
+            "resumed: deciding with the global encoder of round %d, %d steps learned (%s)",
+            self.live.round,
+            rt.steps,
+            folder / "state.pkl",
+        )
+
+    def _agent_folder(self) -> Path:
+        folder = self.settings.state_dir / AGENT_FOLDER
+        folder.mkdir(exist_ok=True, mode=0o700)
+        return folder
+
     def close(self) -> None:
         if self._next is not None:
             self._next.cancel()
+        if self.live is not None:
+            self.live.runtime.finish()  # a running adaptation's outcome belongs in the state
+            self._save()
         self._pool.shutdown(wait=True)
         if self.live is not None:
             self.live.runtime.close()

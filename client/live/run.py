@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store-max-windows", type=int, default=10_000)
     p.add_argument("--echo", action="store_true")
     p.add_argument("--report-every", type=float, default=30.0)
+    p.add_argument("--save-every", type=float, default=30.0)
     args = p.parse_args(argv)
     setup_logging()
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             labels_per_class=args.labels_per_class,
             store_max_windows=args.store_max_windows,
             echo=args.echo,
+            save_every_s=args.save_every,
         )
         agent = LiveAgent(settings, shape)
     except BadInputError as exc:

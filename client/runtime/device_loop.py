@@ -294,6 +294,22 @@ class DeviceRuntime:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
+    def snapshot(self) -> dict[str, Any]:
+        """What the loop has learned, to persist (everything but the embedder itself):
+        the head, projection, bandit, drift reference, torch encoder (adapted or not),
+        the labeled windows and the step count. Copies: the loop goes on meanwhile."""
+        m = self._require_model()
+        parts = (m.torch_encoder, m.projection, m.policy, m.head, m.drift)
+        return copy.deepcopy(
+            {"parts": parts, "calib": self._calib, "steps": self.steps, "head_fit": self.head_fit}
+        )
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Resume from ``snapshot()``, on this runtime's embedder (the same encoder's)."""
+        torch_encoder, projection, policy, head, drift = snap["parts"]
+        self._model = _Model(self._embedder, torch_encoder, projection, policy, head, drift)
+        self._calib, self.steps, self.head_fit = snap["calib"], snap["steps"], snap["head_fit"]
+
     def __enter__(self) -> DeviceRuntime:
         return self
 

@@ -136,6 +136,7 @@ class OnnxEmbedder:
             raise EmbedError(f"{path}: not a loadable ONNX model ({exc})") from None
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.kind = "onnx"
+        self.path = Path(path)
         self.input_name, self.output_name = inp.name, out.name
         # Symbolic dims (the batch axis, any dynamic axis) come back as strings.
         self.input_shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape[1:])

@@ -106,3 +106,47 @@ def test_without_two_labeled_classes_the_agent_keeps_waiting(
     assert agent.counts.failed_swaps >= 1 and agent.counts.swaps == 0
     warnings = [r.getMessage() for r in caplog.records if "cannot be used yet" in r.getMessage()]
     assert len(warnings) == 1 and "1 class(es)" in warnings[0]
+
+
+def test_a_new_agent_on_the_same_state_resumes_what_the_last_one_learned(tmp_path: Path) -> None:
+    x, y = _stream()
+    state = tmp_path / "state"
+    settings = AgentSettings(state_dir=state, n_actions=10, labels_per_class=3)
+    first = LiveAgent(settings, SHAPE)
+    _deliver(state, tmp_path, 0)
+    _wait_for(first, [Frame(x[i], int(y[i])) for i in range(60)], 1)
+    for i in range(60, 300):
+        first.step(Frame(x[i], int(y[i])))
+    first.close()
+    learned = first.live.runtime.snapshot()  # type: ignore[union-attr]
+    second = LiveAgent(settings, SHAPE)
+    assert second.live is not None and second.live.round == 0  # deciding at once
+    resumed = second.live.runtime.snapshot()
+    assert resumed["steps"] == learned["steps"] > 200
+    for a, b in zip(
+        learned["parts"][1:4], resumed["parts"][1:4], strict=True
+    ):  # projection, bandit, head
+        assert a.__class__ is b.__class__
+        for key, value in vars(a).items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(value, vars(b)[key])
+    window = x[400]
+    assert second.step(Frame(window)) is not None
+    second.close()
+
+
+def test_a_damaged_state_file_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    x, y = _stream()
+    state = tmp_path / "state"
+    settings = AgentSettings(state_dir=state, n_actions=10, labels_per_class=3)
+    agent = LiveAgent(settings, SHAPE)
+    _deliver(state, tmp_path, 0)
+    _wait_for(agent, [Frame(x[i], int(y[i])) for i in range(60)], 1)
+    agent.close()
+    saved = state / "agent" / "state.pkl"
+    data = bytearray(saved.read_bytes())
+    data[-10] ^= 0xFF
+    saved.write_bytes(bytes(data))
+    again = LiveAgent(settings, SHAPE)
+    assert again.live is None and any("damaged" in r.getMessage() for r in caplog.records)
+    again.close()

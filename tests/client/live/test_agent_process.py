@@ -108,3 +108,51 @@ def test_stream_options_are_checked(tmp_path: Path) -> None:
         and "--pace" in spec.argv
         and spec.argv[spec.argv.index("--pace") + 1] == "5.0"
     )
+
+
+def _agent(state: Path, *extra: str) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "client.live.run", "--state-dir", str(state),
+            "--stream", "stdin", "--window-shape", "1x8x8", "--actions", "10",
+            "--labels-per-class", "3", "--echo", *extra]  # fmt: skip
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=daemon_env(),
+    )
+
+
+def test_an_agent_killed_mid_stream_resumes_deciding_at_once(tmp_path: Path) -> None:
+    d = load_digits()
+    x, y = (d.images / 16.0).astype(np.float32)[:, None], d.target
+    state = tmp_path / "state"
+    _deliver(state, tmp_path, 0)
+    proc = _agent(state, "--save-every", "0.2")
+    assert proc.stdin is not None
+    saved = state / "agent" / "state.pkl"
+    fed, deadline = 0, time.monotonic() + 90
+    # a paced sensor, until the agent has decided a while and saved what it learned
+    while (fed < 300 or not saved.exists()) and fed < 1500 and time.monotonic() < deadline:
+        proc.stdin.write(encode_frame(x[fed], int(y[fed])))
+        proc.stdin.flush()
+        fed += 1
+        time.sleep(0.01)
+    assert saved.exists()
+    proc.kill()  # SIGKILL: no chance to save or close anything
+    proc.wait()
+    logged = len((state / "decisions.jsonl").read_text().splitlines())
+    assert logged > 0
+    again = _agent(state)
+    out, err = again.communicate(
+        b"".join(encode_frame(x[i], int(y[i])) for i in range(fed, fed + 40)), timeout=120
+    )
+    assert again.returncode == 0, err.decode()[-2000:]
+    decisions = [json.loads(line) for line in out.decode().splitlines()]
+    # every window after the restart was decided, with the encoder it had before
+    assert len(decisions) == 40 and {d["encoder_round"] for d in decisions} == {0}
+    assert "resumed: deciding with the global encoder of round 0" in err.decode()
+    x_stored, _ = read_store(state / "store")
+    # every window it decided on before the kill is in the store, and the 40 after
+    assert len(x_stored) >= logged + 40
+    assert len((state / "decisions.jsonl").read_text().splitlines()) == logged + 40
