@@ -27,7 +27,6 @@ Embedding it in an app::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -36,16 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
-from client.delivery import ENCODER_FILE, GLOBAL_DIR, META_FILE
+from client.delivery import GLOBAL_DIR, META_FILE
 from client.live.agent_state import load_state, save_state
 from client.live.frames import Frame
+from client.live.preparation import AGENT_FOLDER, Job, Preparer
 from client.live.window_store import STORE_FOLDER, WindowStore
 from client.runtime.settings import RuntimeConfig
 
 DECISIONS_FILE = "decisions.jsonl"
-AGENT_FOLDER = "agent"  # the encoder the agent decides with (a copy of global/'s)
 RETRY_AFTER_WINDOWS = 50
 log = logging.getLogger("fedssl.client")
 
@@ -101,6 +98,7 @@ class LiveAgent:
         self.counts = AgentCounts()
         self.live: _Live | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-swap")
+        self._preparer = Preparer()
         self._next: Future[_Live] | None = None
         self._retry_at = 0  # windows: when a failed preparation may be tried again
         self._last_failure = ""
@@ -200,45 +198,25 @@ class LiveAgent:
         self._save()
 
     def _prepare(self) -> _Live:
-        """A runtime on the delivered encoder, personalized on the labeled windows seen.
-        The encoder is copied out of ``global/`` first, checked against its metadata: a
-        delivery may replace it meanwhile."""
-        from client.export import export_encoder
+        """In the agent's helper thread: wait (without the interpreter lock) for the
+        worker process to prepare the delivered encoder, then open its ONNX session."""
+        st = self.settings
+        job = Job(st.state_dir, self.shape, st.n_actions, st.runtime, st.labels_per_class)
+        done = self._preparer.submit(job).result()
+        rt = self._runtime_from(Path(done["onnx"]), done["snapshot"])
+        return _Live(rt, int(done["round"]), float(done["parity"]), float(done["seconds"]))
+
+    def _runtime_from(self, onnx: Path, snap: dict[str, Any]) -> Any:
+        """A runtime on ``onnx`` that resumes what ``snap`` learned."""
         from client.runtime.device_loop import DeviceRuntime
-        from common.atomic import atomic_write_bytes
+        from client.runtime.encoders import OnnxEmbedder
 
-        x, y = self._calibration()
-        folder = self.settings.state_dir / GLOBAL_DIR
-        meta = json.loads((folder / META_FILE).read_text())
-        payload = (folder / ENCODER_FILE).read_bytes()
-        if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
-            raise RuntimeError("the delivered encoder is being replaced; trying again")
-        t0 = time.perf_counter()
-        rnd = int(meta["round"])
-        folder = self._agent_folder()
-        path, onnx = folder / f"encoder-{rnd}.pt", folder / f"encoder-{rnd}.onnx"
-        atomic_write_bytes(path, payload)
-        # ONNX Runtime decides; the export must match the torch encoder (ParityError).
-        manifest = export_encoder(path, "onnx", onnx, input_shape=self.shape)
-        rt = DeviceRuntime.load(
-            onnx, self.settings.n_actions, self.settings.runtime, torch_encoder_path=path
-        )
-        rt.fit_head(x, y)
-        return _Live(rt, rnd, manifest.parity_max_abs or 0.0, time.perf_counter() - t0)
-
-    def _calibration(self) -> tuple[np.ndarray, np.ndarray]:
-        """The first ``labels_per_class`` labeled windows of each class, in time order."""
-        from common.errors import BadInputError
-
-        x, y = self.store.windows()
-        per_class = self.settings.labels_per_class
-        first = [np.flatnonzero(y == c)[:per_class] for c in np.unique(y[y >= 0])]
-        if len(first) < 2:
-            raise BadInputError(
-                f"labeled windows of {len(first)} class(es) seen; two are needed to decide"
-            )
-        idx = np.sort(np.concatenate(first))
-        return x[idx], y[idx]
+        rt = DeviceRuntime(
+            OnnxEmbedder(onnx), self.settings.n_actions, self.settings.runtime,
+            torch_encoder=snap["parts"][0],
+        )  # fmt: skip
+        rt.restore(snap)
+        return rt
 
     # ---- persistence ----------------------------------------------------------------
 
@@ -260,8 +238,6 @@ class LiveAgent:
 
     def _resume(self) -> None:
         """Decide at once after a restart, with what the agent had learned."""
-        from client.runtime.device_loop import DeviceRuntime
-        from client.runtime.encoders import OnnxEmbedder
         from common.atomic import atomic_write_bytes
 
         folder = self._agent_folder()
@@ -270,12 +246,7 @@ class LiveAgent:
             return
         onnx = folder / f"resumed-{state['round']}.onnx"
         atomic_write_bytes(onnx, state["onnx"])
-        snap = state["snapshot"]
-        rt = DeviceRuntime(
-            OnnxEmbedder(onnx), self.settings.n_actions, self.settings.runtime,
-            torch_encoder=snap["parts"][0],
-        )  # fmt: skip
-        rt.restore(snap)
+        rt = self._runtime_from(onnx, state["snapshot"])
         self.live = _Live(rt, int(state["round"]), float(state["parity"]), 0.0)
         log.info(
             "resumed: deciding with the global encoder of round %d, %d steps learned (%s)",
@@ -296,6 +267,7 @@ class LiveAgent:
             self.live.runtime.finish()  # a running adaptation's outcome belongs in the state
             self._save()
         self._pool.shutdown(wait=True)
+        self._preparer.close()
         if self.live is not None:
             self.live.runtime.close()
         self.store.close()
