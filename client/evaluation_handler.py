@@ -14,6 +14,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from client.mods.timing import note
 from client.node_config import device_data, is_simulated, partition_id_of, role_of
 from common.config import RunConfig, Scalar
+from common.data.errors import DataError
 from common.messages import (
     ENCODER_RECORD,
     EVAL_RECORD,
@@ -49,7 +50,12 @@ def evaluate_message(msg: Message, context: Context) -> Message:
     if state_dir:
         path = store(Path(str(state_dir)), payload, server_round, run_key)
         note(stored=str(path))
-    x, y = _local_data(cfg, context)
+    try:
+        x, y = _local_data(cfg, context)
+    except DataError as exc:  # a live device whose stream has sent nothing yet
+        log.warning("round %d: evaluation: %s", server_round, exc)
+        note(**result, skipped=str(exc))
+        return _reply(msg, {**result, "skipped": str(exc)})
     settings = settings_from({**record, "seed": cfg.seed})
     figures = evaluate_on_device(cfg, shared_arrays_of(checkpoint, "delivery"), x, y, settings)
     if "skipped" in figures:

@@ -70,6 +70,16 @@ def plot_federated_evaluation(
     return _save(fig, path, title)
 
 
+def plot_series(values: list[Any], path: str | Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """One figure per round (or step), marked points on a line."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(range(len(values)), values, marker="o")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    return _save(fig, path, title)
+
+
 def _save(fig: Any, path: str | Path, title: str) -> Path:
     fig.suptitle(title)
     fig.tight_layout()

@@ -41,6 +41,7 @@ from client.live.frames import Frame
 from client.live.preparation import AGENT_FOLDER, Job, Preparer
 from client.live.window_store import STORE_FOLDER, WindowStore
 from client.runtime.settings import RuntimeConfig
+from common.errors import BadInputError
 
 DECISIONS_FILE = "decisions.jsonl"
 RETRY_AFTER_WINDOWS = 50
@@ -66,6 +67,7 @@ class Decision:
     reward: float | None
     latency_ms: float
     encoder_round: int
+    time: float  # wall clock (s since the epoch) at the window's arrival
 
 
 @dataclass
@@ -99,6 +101,7 @@ class LiveAgent:
         self.live: _Live | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-swap")
         self._preparer = Preparer()
+        self._classes: set[int] = set(self.store.windows()[1].tolist()) - {-1}  # labels seen
         self._next: Future[_Live] | None = None
         self._retry_at = 0  # windows: when a failed preparation may be tried again
         self._last_failure = ""
@@ -113,9 +116,11 @@ class LiveAgent:
 
     def step(self, frame: Frame) -> Decision | None:
         """Store, decide, learn and log one window; None when the agent cannot decide yet."""
-        t0 = time.perf_counter_ns()
+        t0, arrived = time.perf_counter_ns(), time.time()
         self.store.append(frame.window, frame.label)
         self.counts.windows += 1
+        if frame.label is not None:
+            self._classes.add(frame.label)
         self._maintain()
         if self.live is None:
             self.counts.waiting += 1
@@ -133,7 +138,7 @@ class LiveAgent:
             rt.update(frame.window, action, reward)
             self.counts.rewarded += reward
         decision = Decision(
-            self.counts.decisions, action, frame.label, reward, latency_ms, self.live.round
+            self.counts.decisions, action, frame.label, reward, latency_ms, self.live.round, arrived
         )
         self._record(decision)
         if time.monotonic() - self._saved_at >= self.settings.save_every_s:
@@ -201,6 +206,10 @@ class LiveAgent:
         """In the agent's helper thread: wait (without the interpreter lock) for the
         worker process to prepare the delivered encoder, then open its ONNX session."""
         st = self.settings
+        if len(self._classes) < 2:  # known here: no need to wake the worker
+            raise BadInputError(
+                f"labeled windows of {len(self._classes)} class(es) seen; two are needed to decide"
+            )
         job = Job(st.state_dir, self.shape, st.n_actions, st.runtime, st.labels_per_class)
         done = self._preparer.submit(job).result()
         rt = self._runtime_from(Path(done["onnx"]), done["snapshot"])

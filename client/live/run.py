@@ -117,7 +117,32 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         log.info("%s", summary(agent, reader))
         agent.close()
+        write_counts(agent, reader)
     return EXIT_OK
+
+
+def write_counts(agent: LiveAgent, reader: FrameReader | None) -> None:
+    """``STATE_DIR/agent/counts.json``: what this run of the agent did (benchmarks read it)."""
+    import json
+
+    from common.atomic import atomic_write_bytes
+
+    c = agent.counts
+    counts = {
+        "windows": c.windows,
+        "decisions": c.decisions,
+        "waiting": c.waiting,
+        "missed": c.windows - c.waiting - c.decisions,
+        "swaps": c.swaps,
+        "failed_swaps": c.failed_swaps,
+        "swap_ms": c.swap_ms,
+        "bad_frames": reader.counts.bad if reader is not None else 0,
+        "store_windows": len(agent.store),
+        "store_bytes": agent.store.disk_bytes(),
+    }
+    path = agent.settings.state_dir / "agent" / "counts.json"
+    path.parent.mkdir(exist_ok=True, mode=0o700)
+    atomic_write_bytes(path, json.dumps(counts).encode())
 
 
 if __name__ == "__main__":

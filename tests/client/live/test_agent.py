@@ -9,26 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from delivered_encoder import DIGITS_SHAPE, deliver
 from sklearn.datasets import load_digits
 
-from client.delivery import store
 from client.live.agent import DECISIONS_FILE, AgentSettings, LiveAgent
 from client.live.frames import Frame
 from client.live.window_store import read_store
-from common.config import RunConfig
-from common.local_round import initial_global_arrays
-from server.round_report import save_global
 
-CFG = RunConfig(dataset="digits")
-SHAPE = (1, 8, 8)
-
-
-def _deliver(state: Path, tmp: Path, rnd: int) -> None:
-    """What the evaluation handler does with a verified delivery."""
-    path = tmp / f"round-{rnd}.pt"
-    arrays = initial_global_arrays(CFG.replace(seed=rnd), SHAPE)
-    save_global(CFG.replace(seed=rnd), SHAPE, path, arrays, rnd)
-    store(state, path.read_bytes(), rnd, "run")
+SHAPE = DIGITS_SHAPE
 
 
 def _stream() -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +44,7 @@ def test_the_agent_decides_learns_logs_and_swaps_encoders(tmp_path: Path) -> Non
     # No encoder yet: windows are kept, nothing is decided.
     assert all(agent.step(f) is None for f in frames[:120])
     assert agent.counts.waiting == 120 and len(agent.store) == 120
-    _deliver(state, tmp_path, 0)
+    deliver(state, tmp_path, 0)
     decisions = [d for d in _wait_for(agent, frames[120:], 1) if d is not None]
     rest = [agent.step(f) for f in frames[200:400]]
     assert all(d is not None for d in rest)
@@ -66,7 +54,7 @@ def test_the_agent_decides_learns_logs_and_swaps_encoders(tmp_path: Path) -> Non
     # the bandit on a random-init encoder still beats chance (10 classes) on digits
     assert np.mean([d.reward for d in rest]) > 0.3
     # A newer delivery is swapped in between two windows; decisions never stop.
-    _deliver(state, tmp_path, 1)
+    deliver(state, tmp_path, 1)
     during = _wait_for(agent, frames, 2)
     assert all(d is not None for d in during) and agent.live.round == 1
     agent.close()
@@ -83,7 +71,7 @@ def test_a_stream_reward_wins_over_the_label_and_unlabeled_windows_teach_nothing
     x, y = _stream()
     state = tmp_path / "state"
     agent = LiveAgent(AgentSettings(state_dir=state, n_actions=10, labels_per_class=3), SHAPE)
-    _deliver(state, tmp_path, 0)
+    deliver(state, tmp_path, 0)
     _wait_for(agent, [Frame(x[i], int(y[i])) for i in range(60)], 1)
     unlabeled = agent.step(Frame(x[100]))
     rewarded = agent.step(Frame(x[101], int(y[101]), reward=0.25))
@@ -98,7 +86,7 @@ def test_without_two_labeled_classes_the_agent_keeps_waiting(
     x, _ = _stream()
     state = tmp_path / "state"
     agent = LiveAgent(AgentSettings(state_dir=state, n_actions=10), SHAPE)
-    _deliver(state, tmp_path, 0)
+    deliver(state, tmp_path, 0)
     for i in range(300):
         assert agent.step(Frame(x[i], 3 if i < 5 else None)) is None
         time.sleep(0.002)
@@ -113,7 +101,7 @@ def test_a_new_agent_on_the_same_state_resumes_what_the_last_one_learned(tmp_pat
     state = tmp_path / "state"
     settings = AgentSettings(state_dir=state, n_actions=10, labels_per_class=3)
     first = LiveAgent(settings, SHAPE)
-    _deliver(state, tmp_path, 0)
+    deliver(state, tmp_path, 0)
     _wait_for(first, [Frame(x[i], int(y[i])) for i in range(60)], 1)
     for i in range(60, 300):
         first.step(Frame(x[i], int(y[i])))
@@ -140,7 +128,7 @@ def test_a_damaged_state_file_is_ignored(tmp_path: Path, caplog: pytest.LogCaptu
     state = tmp_path / "state"
     settings = AgentSettings(state_dir=state, n_actions=10, labels_per_class=3)
     agent = LiveAgent(settings, SHAPE)
-    _deliver(state, tmp_path, 0)
+    deliver(state, tmp_path, 0)
     _wait_for(agent, [Frame(x[i], int(y[i])) for i in range(60)], 1)
     agent.close()
     saved = state / "agent" / "state.pkl"

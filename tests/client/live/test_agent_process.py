@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from delivered_encoder import deliver
 from flwr.app import Context, RecordDict
 from sklearn.datasets import load_digits
 
@@ -22,14 +23,13 @@ from client.node_config import device_data, is_simulated
 from common.data.errors import DataError
 from common.environment import daemon_env
 from common.errors import BadInputError
-from tests.client.live.test_agent import _deliver
 
 
 def test_the_agent_process_decides_on_stdin_frames_and_skips_bad_ones(tmp_path: Path) -> None:
     d = load_digits()
     x, y = (d.images / 16.0).astype(np.float32)[:, None], d.target
     state = tmp_path / "state"
-    _deliver(state, tmp_path, 0)  # an encoder is already there
+    deliver(state, tmp_path, 0)  # an encoder is already there
     nan = x[0].copy()
     nan[0, 0, 0] = np.nan
     bad = [b"noise", encode_frame(nan), encode_frame(np.zeros(10, np.float32))]
@@ -131,7 +131,7 @@ def test_an_agent_killed_mid_stream_resumes_deciding_at_once(tmp_path: Path) -> 
     d = load_digits()
     x, y = (d.images / 16.0).astype(np.float32)[:, None], d.target
     state = tmp_path / "state"
-    _deliver(state, tmp_path, 0)
+    deliver(state, tmp_path, 0)
     proc = _agent(state, "--save-every", "0.2")
     assert proc.stdin is not None
     saved = state / "agent" / "state.pkl"
