@@ -13,7 +13,7 @@ import hashlib
 import logging
 from pathlib import Path
 
-from common.atomic import atomic_write_bytes
+from common.checked_file import DamagedFileError, read_checked, write_checked
 
 MAGIC = b"FEDSSL-STATE-1\n"
 log = logging.getLogger("fedssl.client")
@@ -28,20 +28,13 @@ def state_file(state_dir: str | Path, run_key: str, device: str = "") -> Path:
 
 
 def save_state(path: Path, blob: bytes) -> None:
-    atomic_write_bytes(path, MAGIC + hashlib.sha256(blob).digest() + blob)
+    write_checked(path, MAGIC, blob)
 
 
 def load_state(path: Path) -> bytes | None:
     """The saved blob, or None when there is none or it is corrupt (then said loudly)."""
-    if not path.is_file():
-        return None
-    data = path.read_bytes()
-    head, digest, blob = (
-        data[: len(MAGIC)],
-        data[len(MAGIC) : len(MAGIC) + 32],
-        data[len(MAGIC) + 32 :],
-    )
-    if head != MAGIC or hashlib.sha256(blob).digest() != digest:
+    try:
+        return read_checked(path, MAGIC)
+    except DamagedFileError:
         log.warning("local state %s is corrupt or truncated; starting from fresh local state", path)
         return None
-    return blob

@@ -12,13 +12,12 @@ state folder (mode 0700), written and read by the device alone.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from pathlib import Path
 from typing import Any
 
-from common.atomic import atomic_write_bytes
+from common.checked_file import DamagedFileError, read_checked, write_checked
 
 STATE_FILE = "state.pkl"
 MAGIC = b"FSAS1\n"
@@ -27,25 +26,18 @@ log = logging.getLogger("fedssl.client")
 
 def save_state(folder: Path, state: dict[str, Any]) -> None:
     """Write ``state`` (round, parity, onnx bytes, snapshot, n_actions, shape)."""
-    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-    digest = hashlib.sha256(payload).digest()
-    atomic_write_bytes(folder / STATE_FILE, MAGIC + digest + payload)
+    write_checked(folder / STATE_FILE, MAGIC, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def load_state(folder: Path, n_actions: int, shape: tuple[int, ...]) -> dict[str, Any] | None:
     """The saved state, if there is one that verifies and fits this agent."""
     path = folder / STATE_FILE
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    head, digest, payload = (
-        data[: len(MAGIC)],
-        data[len(MAGIC) : len(MAGIC) + 32],
-        data[len(MAGIC) + 32 :],
-    )
-    if head != MAGIC or hashlib.sha256(payload).digest() != digest:
+        payload = read_checked(path, MAGIC)
+    except DamagedFileError:
         log.warning("%s is damaged (checksum); starting from the delivered encoder", path)
+        return None
+    if payload is None:
         return None
     state: dict[str, Any] = pickle.loads(payload)  # noqa: S301 (the device's own private file)
     if state.get("n_actions") != n_actions or tuple(state.get("shape", ())) != tuple(shape):
