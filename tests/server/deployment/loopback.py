@@ -74,13 +74,14 @@ class Loopback:
         self.server = self._spawn("server", args + list(extra or []))
 
     def start_client(
-        self, i: int, *extra: str, name: str | None = None, data: bool = True
+        self, i: int, *extra: str, name: str | None = None, data: bool = True, state: str = ""
     ) -> subprocess.Popen[bytes]:
-        """``data`` False: the device brings its data otherwise (``extra``: --stream)."""
+        """``data`` False: the device brings its data otherwise (``extra``: --stream);
+        ``state``: its state folder's name (default: ``name``, which names its log)."""
         name = name or f"client{i}"
         args = ["client", "--server", f"127.0.0.1:{self.port}"]
         args += ["--data", str(self.data[i])] if data else []
-        args += ["--state-dir", str(self.root / name)]
+        args += ["--state-dir", str(self.root / (state or name))]
         if "--insecure" not in extra:
             args += ["--key", str(self.keys[i]), "--ca", str(self.certs / "ca.crt")]
         self.clients[name] = self._spawn(name, args + list(extra))

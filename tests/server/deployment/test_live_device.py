@@ -66,3 +66,43 @@ def test_a_live_device_decides_with_each_global_encoder_and_trains_on_its_store(
     # the agent went with its client
     time.sleep(1)
     assert processes_mentioning(str(state)) == []
+
+
+def test_a_live_device_killed_mid_run_resumes_its_agent(lb: Loopback) -> None:
+    """SIGKILL of the whole client (its agent dies with it), then a restart on the same
+    state: the agent decides at once with the encoder and learning it had saved, and the
+    run completes."""
+    import signal
+
+    d = load_digits()
+    stream = lb.root / "stream.npz"
+    np.savez(stream, x=(d.images / 16.0).astype(np.float32)[:1797, None], y=d.target[:1797])
+    args = (
+        "--stream",
+        f"npz:{stream}",
+        "--pace",
+        "10",
+        "--actions",
+        "10",
+        "--labels-per-class",
+        "3",
+    )
+    lb.start_server(3, register=3)
+    lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
+    static = [lb.start_client(i) for i in range(2)]
+    live = lb.start_client(2, *args, data=False)
+    state = lb.root / "client2"
+    saved = state / "agent" / "state.pkl"
+    lb.wait_for(lambda: saved.exists() and len(lb.rounds()) >= 1, 400, "a saved agent, round 1")
+    lb.kill(live, signal.SIGKILL)
+    time.sleep(2)
+    assert processes_mentioning(str(state)) == []  # the agent and the SuperNode died with it
+    before = len((state / "decisions.jsonl").read_text().splitlines())
+    restarted = lb.start_client(2, *args, data=False, name="client2-again", state="client2")
+    assert lb.wait_server(900) == 0, lb.log("server")
+    for client in [*static, restarted]:
+        assert client.wait(60) == 0
+    assert "resumed: deciding with the global encoder of round" in lb.log("client2-again")
+    rows = [json.loads(x) for x in (state / "decisions.jsonl").read_text().splitlines()]
+    assert len(rows) > before  # it decided again after the restart
+    assert lb.rounds()[-1]["completed"]
