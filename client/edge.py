@@ -5,8 +5,10 @@ certificate), then runs ``flower-supernode`` with TLS and the device's identity 
 its data path and a node-local state folder (per-client SSL state survives restarts),
 in ``--isolation process``, beside fedssl's SuperExec (``client.superexec``): every
 ClientApp task then passes the app-signature check against the CA before any of the
-app's code runs. When the server is away it keeps retrying; when the server says the
-run has ended it exits; SIGTERM or Ctrl-C stops it and every process it started.
+app's code runs. With ``--stream`` it also runs the device's live agent
+(``client.live``), and the rounds train on what the agent stored. When the server is
+away it keeps retrying; when the server says the run has ended it exits; SIGTERM or
+Ctrl-C stops it and every process it started.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_ACTIVATION_GRACE_S,
         help="keep retrying a refused activation for this many seconds: after a crash the "
-        "server holds the device's old session for about a minute (default: %(default)s)",
+        "server holds the device's old session for about a minute; a device this server "
+        "never activated gives up at once (default: %(default)s)",
     )
     p.add_argument(
         "--allow-plain-updates",
