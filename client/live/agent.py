@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -104,6 +105,7 @@ class LiveAgent:
         self._classes: set[int] = set(self.store.windows()[1].tolist()) - {-1}  # labels seen
         self._next: Future[_Live] | None = None
         self._retry_at = 0  # windows: when a failed preparation may be tried again
+        self._delivered = _Delivered(settings.state_dir)
         self._last_failure = ""
         # Line-buffered: a decision logged is on its way to disk, a killed agent loses none.
         self._log: IO[str] = open(  # noqa: SIM115
@@ -171,7 +173,7 @@ class LiveAgent:
             self._next = None
         if self.counts.windows < self._retry_at:
             return
-        delivered = _delivered_round(self.settings.state_dir)
+        delivered = self._delivered.round()
         current = self.live.round if self.live is not None else -1
         if delivered > current:
             self._next = self._pool.submit(self._prepare)
@@ -283,9 +285,24 @@ class LiveAgent:
         self._log.close()
 
 
-def _delivered_round(state_dir: Path) -> int:
-    """The round of the newest delivered global encoder (-1: none yet)."""
-    try:
-        return int(json.loads((state_dir / GLOBAL_DIR / META_FILE).read_text())["round"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return -1
+class _Delivered:
+    """The round of the newest delivered global encoder (-1: none yet), read again only
+    when its metadata file changes: the agent asks between every two windows."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / GLOBAL_DIR / META_FILE
+        self.seen: tuple[int, int] | None = None
+        self.value = -1
+
+    def round(self) -> int:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return -1
+        if (st.st_mtime_ns, st.st_ino) != self.seen:
+            try:
+                self.value = int(json.loads(self.path.read_text())["round"])
+                self.seen = (st.st_mtime_ns, st.st_ino)
+            except (OSError, ValueError, KeyError, TypeError):
+                return -1
+        return self.value
