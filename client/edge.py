@@ -30,10 +30,10 @@ from client.activation import was_activated
 from client.clientapp_runner import TASK_NICE_ENV
 from client.live.agent_process import (
     TASK_NICE,
+    AgentKeeper,
     add_stream_arguments,
     check_stream_args,
     node_config_entry,
-    start_agent,
 )
 from client.node_supervisor import LOG_FILE, Attempt, supervise
 from client.reachability import REFUSED, diagnose
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, handler)
     agent = None
     if stream is not None:
-        agent = start_agent(stream, state, attempt.env, attempt.name)
+        agent = AgentKeeper(stream, state, attempt.env, attempt.name)
     try:
         return _connect(args, attempt, key, stop)
     finally:

@@ -130,3 +130,45 @@ def start_agent(spec: StreamSpec, state: Path, env: dict[str, str], name: str) -
     )
     logger.info("live agent pid %d on %s", child.pid, spec.source)
     return child
+
+
+class AgentKeeper:
+    """The agent's process for the life of the client: restarted (after
+    ``RESTART_AFTER_S``) when it dies with an error, left alone when its stream ended."""
+
+    RESTART_AFTER_S = 10.0
+
+    def __init__(self, spec: StreamSpec, state: Path, env: dict[str, str], name: str) -> None:
+        import threading
+
+        self.args = (spec, state, env, name)
+        self.child = start_agent(*self.args)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="agent-keeper", daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        import logging
+
+        logger = logging.getLogger("fedssl.client")
+        while not self.stopping.wait(1.0):
+            rc = self.child.poll()
+            if rc is None:
+                continue
+            if rc == 0:
+                logger.info("the live agent ended with its stream; the device goes on training")
+                return
+            logger.warning(
+                "the live agent exited with code %s (see %s); restarting it in %.0f s",
+                rc,
+                self.args[1] / "agent.log",
+                self.RESTART_AFTER_S,
+            )
+            if self.stopping.wait(self.RESTART_AFTER_S):
+                return
+            self.child = start_agent(*self.args)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.child.stop()

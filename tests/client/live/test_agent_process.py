@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -160,3 +161,25 @@ def test_an_agent_killed_mid_stream_resumes_deciding_at_once(tmp_path: Path) -> 
     # every window it decided on before the kill is in the store, and the 40 after
     assert len(x_stored) >= logged + 40
     assert len((state / "decisions.jsonl").read_text().splitlines()) == logged + 40
+
+
+def test_a_crashed_agent_is_restarted_and_an_ended_one_is_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from client.live.agent_process import AgentKeeper, StreamSpec
+
+    # Fails on its first start, ends cleanly on the second (a marker file tells them apart).
+    marker = tmp_path / "started-once"
+    code = f"import pathlib, sys; m = pathlib.Path({str(marker)!r}); first = not m.exists(); m.touch(); sys.exit(3 if first else 0)"
+    spec = StreamSpec("npz:x", [sys.executable, "-c", code])
+    caplog.set_level(logging.INFO, logger="fedssl.client")
+    AgentKeeper.RESTART_AFTER_S = 0.2
+    keeper = AgentKeeper(spec, tmp_path, daemon_env(), "dev")
+    first = keeper.child.pid
+    deadline = time.monotonic() + 30
+    while "ended with its stream" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.2)
+    keeper.stop()
+    assert keeper.child.pid != first  # restarted once
+    assert "exited with code 3" in caplog.text and "ended with its stream" in caplog.text
+    assert caplog.text.count("restarting it") == 1
