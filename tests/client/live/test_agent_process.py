@@ -164,7 +164,7 @@ def test_an_agent_killed_mid_stream_resumes_deciding_at_once(tmp_path: Path) -> 
 
 
 def test_a_crashed_agent_is_restarted_and_an_ended_one_is_not(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from client.live.agent_process import AgentKeeper, StreamSpec
 
@@ -173,7 +173,7 @@ def test_a_crashed_agent_is_restarted_and_an_ended_one_is_not(
     code = f"import pathlib, sys; m = pathlib.Path({str(marker)!r}); first = not m.exists(); m.touch(); sys.exit(3 if first else 0)"
     spec = StreamSpec("npz:x", [sys.executable, "-c", code])
     caplog.set_level(logging.INFO, logger="fedssl.client")
-    AgentKeeper.RESTART_AFTER_S = 0.2
+    monkeypatch.setattr(AgentKeeper, "RESTART_AFTER_S", 0.2)
     keeper = AgentKeeper(spec, tmp_path, daemon_env(), "dev")
     first = keeper.child.pid
     deadline = time.monotonic() + 30
