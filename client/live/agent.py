@@ -224,7 +224,7 @@ class LiveAgent:
 
         rt = DeviceRuntime(
             OnnxEmbedder(onnx), self.settings.n_actions, self.settings.runtime,
-            torch_encoder=snap["parts"][0],
+            torch_encoder=snap["parts"][0], worker=self._preparer.pool,
         )  # fmt: skip
         rt.restore(snap)
         return rt

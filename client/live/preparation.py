@@ -85,8 +85,8 @@ def _lower_priority(nice: int) -> None:
     os.nice(nice)
 
 
-def _warm() -> None:
-    """Import what a preparation needs, once, before the first encoder arrives."""
+def warm_up() -> None:
+    """Import what a preparation or an adaptation needs, once, before the first job."""
     import client.export  # noqa: F401
     import client.runtime.device_loop  # noqa: F401
 
@@ -102,7 +102,7 @@ class Preparer:
             initializer=_lower_priority,
             initargs=(nice,),
         )
-        self.pool.submit(_warm)
+        self.pool.submit(warm_up)
 
     def submit(self, job: Job) -> Future[dict[str, Any]]:
         return self.pool.submit(prepare, job)

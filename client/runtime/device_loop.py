@@ -57,17 +57,18 @@ import shutil
 import tempfile
 import time
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from client.runtime.adapt_worker import AdaptJob, run_adapt_job
 from client.runtime.adaptation import adapt_encoder, embedder_for
 from client.runtime.bandit import LinearThompson, LinUCB, Policy, RandomPolicy
 from client.runtime.drift import DriftDetector
-from client.runtime.encoders import Embedder, TorchEmbedder, load_embedder
+from client.runtime.encoders import Embedder, OnnxEmbedder, TorchEmbedder, load_embedder
 from client.runtime.head import PersonalHead
 from client.runtime.projection import PCAProjection
 from client.runtime.replay import Logged, ReplayBuffer, stack_windows
@@ -134,6 +135,7 @@ class DeviceRuntime:
         config: RuntimeConfig | None = None,
         *,
         torch_encoder: Any | None = None,
+        worker: Executor | None = None,
     ) -> None:
         if n_actions < 2:
             raise DeviceError(f"need at least 2 actions, got {n_actions}")
@@ -159,6 +161,9 @@ class DeviceRuntime:
         self._event: AdaptationEvent | None = None
         self._launched_at = 0.0
         self._executor: ThreadPoolExecutor | None = None
+        # A process pool (the live agent's niced worker): adaptation of an ONNX runtime
+        # then trains there, not in a thread beside the decisions (client.runtime.adapt_worker).
+        self._worker = worker
         self._workdir: Path | None = None
 
     @classmethod
@@ -395,7 +400,16 @@ class DeviceRuntime:
             self._workdir = Path(tempfile.mkdtemp(prefix="fedssl-device-"))
             weakref.finalize(self, shutil.rmtree, self._workdir, ignore_errors=True)
         self._launched_at = time.perf_counter()
-        self._future = self._executor.submit(self._prepare, snapshot, encoder, m, self._workdir)
+        if self._worker is not None and isinstance(m.embedder, OnnxEmbedder):
+            assert self._calib is not None
+            job = AdaptJob(self.config, self.n_actions, encoder, str(m.embedder.path),
+                           self._calib, snapshot, str(self._workdir))  # fmt: skip
+            remote = self._worker.submit(run_adapt_job, job)
+            self._future = self._executor.submit(self._from_worker, remote, m.torch_encoder)
+        else:
+            self._future = self._executor.submit(
+                self._prepare, snapshot, encoder, m.embedder, m.torch_encoder, self._workdir
+            )
         log.info(
             "drift at step %d: %s on %d buffered windows started at step %d%s",
             alarm_step,
@@ -406,22 +420,34 @@ class DeviceRuntime:
         )
 
     def _prepare(
-        self, snapshot: list[Logged], encoder: Any | None, m: _Model, workdir: Path
+        self,
+        snapshot: list[Logged],
+        encoder: Any | None,
+        embedder: Embedder,
+        torch_encoder: Any | None,
+        workdir: Path,
     ) -> _Prepared:
         """The background job: adapt (maybe), re-embed, rebuild. Touches no live state."""
         t0 = time.perf_counter()
         assert self._calib is not None
         calib_x, calib_y = self._calib
         windows = stack_windows(snapshot)
-        embedder, torch_encoder, outcome = m.embedder, m.torch_encoder, None
+        outcome = None
         if encoder is not None:
             outcome = adapt_encoder(encoder, windows, self.config.adapt)
-            embedder = embedder_for(outcome.encoder, m.embedder, windows, workdir)
+            embedder = embedder_for(outcome.encoder, embedder, windows, workdir)
             torch_encoder = outcome.encoder
         z_cal = embedder.embed(calib_x)
         z_recent = embedder.embed(windows)
         model = self._build(embedder, torch_encoder, z_cal, calib_y, z_recent, snapshot)
         return _Prepared(model, snapshot[-1].step, outcome, time.perf_counter() - t0)
+
+    def _from_worker(self, remote: Future[dict[str, Any]], torch_encoder: Any | None) -> _Prepared:
+        """In the helper thread: the worker's result, with its ONNX session opened here."""
+        done = remote.result()
+        parts = done["parts"]
+        model = _Model(OnnxEmbedder(done["onnx"]), parts[0] or torch_encoder, *parts[1:])
+        return _Prepared(model, done["last_step"], done["outcome"], done["seconds"])
 
     def _record(self, event: AdaptationEvent, prep: _Prepared) -> None:
         event.job_seconds = prep.seconds

@@ -193,6 +193,40 @@ def test_an_onnx_runtime_refits_alone_or_adapts_with_its_torch_encoder(
     paired.close()
 
 
+def test_an_onnx_runtime_adapts_in_a_worker_process(
+    tiny_encoder: Path, make_stream: Stream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a process pool, the adaptation trains in the worker (a spawned process, as
+    the live agent's), and the swapped-in model is the worker's re-exported ONNX."""
+
+    def not_here(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("adapted in the deciding process")
+
+    monkeypatch.setattr(device_loop, "adapt_encoder", not_here)  # the worker has its own
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from client.live.preparation import warm_up
+
+    onnx = tmp_path / "encoder.onnx"
+    export_encoder(tiny_encoder, None, onnx, input_shape=SHAPE)
+    x, y = _rotated_stream(make_stream)
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        pool.submit(warm_up).result()  # as the agent does at its start
+        calib, rest = calibration_split(y, 10)
+        rt = DeviceRuntime.load(onnx, K, DRILL, torch_encoder_path=tiny_encoder)
+        rt._worker = pool  # noqa: SLF001 (load() has no worker argument)
+        rt.fit_head(x[calib], y[calib])
+        first = rt.embedder
+        res = run_stream(rt, x[rest], y[rest], pace_s=0.02, log_every=0)
+        swapped = [e for e in res.events if e.status == "swapped"]
+        assert swapped and swapped[0].mode == "adapt" and swapped[0].train_steps > 0
+        assert swapped[0].loss_before is not None and swapped[0].loss_after is not None
+        assert rt.embedder.kind == "onnx" and rt.embedder is not first
+        assert str(rt.embedder.path).startswith(str(rt._workdir))  # noqa: SLF001
+        rt.close()
+
+
 def test_no_response_records_alarms_only(tiny_encoder: Path, make_stream: Stream) -> None:
     x, y = _rotated_stream(make_stream)
     rt, rest = _personalized(tiny_encoder, x, y, RuntimeConfig(on_drift="none"))
