@@ -46,6 +46,7 @@ from common.errors import BadInputError
 
 DECISIONS_FILE = "decisions.jsonl"
 RETRY_AFTER_WINDOWS = 50
+LATENCY_WINDOW = 10_000  # decisions whose latency the agent keeps for its summaries
 log = logging.getLogger("fedssl.client")
 
 
@@ -157,6 +158,8 @@ class LiveAgent:
     def _record(self, d: Decision) -> None:
         self.counts.decisions += 1
         self.counts.latencies_ms.append(d.latency_ms)
+        if len(self.counts.latencies_ms) > 2 * LATENCY_WINDOW:  # the recent ones: bounded
+            del self.counts.latencies_ms[:LATENCY_WINDOW]
         line = json.dumps(asdict(d))
         self._log.write(line + "\n")
         if self.settings.echo:
