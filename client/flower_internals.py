@@ -18,13 +18,14 @@ Flower 1.42 offers no public hook for either of these, and both are small:
    (``pull_and_inflate_object_from_tree``): a warm process asks before the SuperNode
    holds the message, and Flower's 1 s, 2 s backoff cost 3 s of every training stage.
 
-3. **How often a SuperNode polls.** ``flwr.supernode.start_client_internal`` sleeps a
+3. **How often a SuperNode polls, and for which reply it waits.** ``flwr.supernode.start_client_internal`` sleeps a
    hard-coded 3 s between idle pulls and 0.5 s while it waits for the ClientApp's
    reply. Each SecAgg+ stage waits for the slowest device's poll, so these sleeps were
    most of a deployment round. fedssl's SuperNode launcher (``client.supernode``)
    shortens exactly these two sleeps in that module, and the first backoff (1 s) of its
    ``pull_objects`` when a message's content is not on the server yet, before Flower's
-   entry point runs.
+   entry point runs. Its push step also waits for the reply of the message just pulled,
+   not for any reply (``_push_until_current_reply``).
 
 ``tests/client/test_flower_internals.py`` fails loudly when Flower moves any of these.
 """
@@ -56,7 +57,12 @@ CLIENTAPP_NAMES = (
 LOCAL_PULL_BACKOFF_S, LOCAL_PULL_BACKOFF_CAP_S = 0.05, 0.5
 
 SUPERNODE_MODULE = "flwr.supernode.start_client_internal"
-SUPERNODE_NAMES = ("start_client_internal", "_push_messages", "pull_objects")
+SUPERNODE_NAMES = (
+    "start_client_internal",
+    "_pull_and_store_message",
+    "_push_messages",
+    "pull_objects",
+)
 # The SuperNode may ask for a message's content before the server has stored it; Flower
 # then backs off 1 s, 2 s, ... A shorter start, capped, through the network face.
 NETWORK_PULL_BACKOFF_S, NETWORK_PULL_BACKOFF_CAP_S = 0.1, 1.0
@@ -246,3 +252,42 @@ def shorten_supernode_polls(idle_s: float, reply_s: float) -> None:
     _shorten_pull_backoff(
         module, "pull_objects", NETWORK_PULL_BACKOFF_S, NETWORK_PULL_BACKOFF_CAP_S
     )
+    _push_until_current_reply(module)
+
+
+def _push_until_current_reply(module: ModuleType) -> None:
+    """Make the SuperNode's push step wait for the reply of the message it just pulled.
+
+    Flower's loop pulls one message, then ``_push_messages`` pushes whatever replies
+    exist and returns. A reply of a run that has ended meanwhile (a task of the server's
+    killed run that finished after the kill) then counts as "the" reply: the loop goes
+    back to pulling while the new run's reply waits for the next message, past the
+    server's SecAgg+ timeout. Here the push step goes on (pushing the stale replies,
+    which the server ignores) until a reply of the run it just pulled from is pushed.
+    """
+    pull, push = module._pull_and_store_message, module._push_messages
+    current: dict[str, int | None] = {"run": None}
+
+    def pull_tracking(*args: Any, **kwargs: Any) -> Any:
+        run = pull(*args, **kwargs)
+        if run is not None:
+            current["run"] = run
+        return run
+
+    def push_current(state: Any, object_store: Any, send: Any, push_object: Any) -> None:
+        sent: set[int] = set()  # the runs of the replies actually handed to ``send``
+
+        def send_recording(message: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.add(message.metadata.run_id)
+            return send(message, *args, **kwargs)
+
+        # Each call waits for at least one reply (Flower's own wait) and pushes them all.
+        while True:
+            push(
+                state=state, object_store=object_store, send=send_recording, push_object=push_object
+            )
+            if current["run"] is None or current["run"] in sent:
+                return
+
+    module._pull_and_store_message = pull_tracking  # type: ignore[attr-defined]
+    module._push_messages = push_current  # type: ignore[attr-defined]

@@ -106,3 +106,65 @@ def test_the_supernode_pulls_a_message_through_a_backoff_fedssl_can_set() -> Non
     assert "pull_objects" in module._pull_and_store_message.__code__.co_names
     params = inspect.signature(module.pull_objects).parameters
     assert "initial_backoff" in params and "backoff_cap" in params
+
+
+def test_the_supernode_loop_pulls_then_pushes_with_the_names_fedssl_wraps() -> None:
+    """The loop takes the pulled message's run from ``_pull_and_store_message`` and calls
+    ``_push_messages`` by keyword; the push hands each reply to ``send`` first."""
+    module = _module(SUPERNODE_MODULE, SUPERNODE_NAMES)
+    loop = inspect.getsource(module.start_client_internal)
+    assert "run_id = _pull_and_store_message(" in loop and "_push_messages(" in loop
+    for keyword in ("state=state", "object_store=store", "send=send", "push_object=push_object"):
+        assert keyword in loop.split("_push_messages(", 1)[1].split(")", 1)[0]
+    params = list(inspect.signature(module._push_messages).parameters)
+    assert params == ["state", "object_store", "send", "push_object"]
+    push = inspect.getsource(module._push_messages)
+    assert "get_messages_legacy(is_reply=True)" in push and "send(message," in push
+
+
+def test_the_push_step_waits_for_the_reply_of_the_message_just_pulled() -> None:
+    """A stale reply of an ended run (10) is there when a message of run 20 is pulled:
+    the push step pushes it and goes on until run 20's reply has been pushed."""
+    import threading
+    import time
+    from types import ModuleType, SimpleNamespace
+
+    from client.flower_internals import _push_until_current_reply
+
+    def reply(run: int) -> SimpleNamespace:
+        return SimpleNamespace(metadata=SimpleNamespace(run_id=run))
+
+    class State:
+        def __init__(self) -> None:
+            self.replies = [reply(10)]
+            self.lock = threading.Lock()
+
+        def get_messages_legacy(self, *, is_reply: bool) -> list[SimpleNamespace]:
+            with self.lock:
+                return list(self.replies)
+
+    def flower_push(state: State, object_store: object, send: object, push_object: object) -> None:
+        # Flower 1.42's contract: wait for at least one reply, send all there are.
+        while not (replies := state.get_messages_legacy(is_reply=True)):
+            time.sleep(0.01)
+        for message in replies:
+            send(message, None, 0.0)  # type: ignore[operator]
+            with state.lock:
+                state.replies.remove(message)
+
+    fake = ModuleType("fake_supernode")
+    fake._pull_and_store_message = lambda **kwargs: 20  # type: ignore[attr-defined]
+    fake._push_messages = flower_push  # type: ignore[attr-defined]
+    _push_until_current_reply(fake)
+    assert fake._pull_and_store_message() == 20  # type: ignore[attr-defined]
+    state, sent = State(), []
+    late = threading.Timer(0.3, lambda: state.replies.append(reply(20)))  # the task finishes
+    late.start()
+    fake._push_messages(
+        state=state,
+        object_store=None,
+        send=lambda m, *a: sent.append(m.metadata.run_id),
+        push_object=None,
+    )  # type: ignore[attr-defined]
+    late.join()
+    assert sent == [10, 20] and state.replies == []
