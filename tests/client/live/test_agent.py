@@ -40,7 +40,10 @@ def test_the_agent_decides_learns_logs_and_swaps_encoders(tmp_path: Path) -> Non
     x, y = _stream()
     state = tmp_path / "state"
     frames = [Frame(x[i], int(y[i])) for i in range(400)]
-    agent = LiveAgent(AgentSettings(state_dir=state, n_actions=10, labels_per_class=5), SHAPE)
+    settings = AgentSettings(
+        state_dir=state, n_actions=10, labels_per_class=5, store_max_windows=10**7
+    )
+    agent = LiveAgent(settings, SHAPE)  # (a store that keeps all: compared with the count below)
     # No encoder yet: windows are kept, nothing is decided.
     assert all(agent.step(f) is None for f in frames[:120])
     assert agent.counts.waiting == 120 and len(agent.store) == 120
