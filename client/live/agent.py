@@ -39,10 +39,9 @@ from typing import IO, Any
 from client.delivery import GLOBAL_DIR, META_FILE
 from client.live.agent_state import load_state, save_state
 from client.live.frames import Frame
-from client.live.preparation import AGENT_FOLDER, Job, Preparer
+from client.live.preparation import AGENT_FOLDER, Job, Preparer, require_two_classes
 from client.live.window_store import STORE_FOLDER, WindowStore
 from client.runtime.settings import RuntimeConfig
-from common.errors import BadInputError
 
 DECISIONS_FILE = "decisions.jsonl"
 RETRY_AFTER_WINDOWS = 50
@@ -211,10 +210,7 @@ class LiveAgent:
         """In the agent's helper thread: wait (without the interpreter lock) for the
         worker process to prepare the delivered encoder, then open its ONNX session."""
         st = self.settings
-        if len(self._classes) < 2:  # known here: no need to wake the worker
-            raise BadInputError(
-                f"labeled windows of {len(self._classes)} class(es) seen; two are needed to decide"
-            )
+        require_two_classes(len(self._classes))  # known here: no need to wake the worker
         job = Job(st.state_dir, self.shape, st.n_actions, st.runtime, st.labels_per_class)
         done = self._preparer.submit(job).result()
         rt = self._runtime_from(Path(done["onnx"]), done["snapshot"])

@@ -10,16 +10,19 @@ processes run niced (``FEDSSL_TASK_NICE``), so training yields the CPU to decisi
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from client.live.window_store import STORE_FOLDER
 from common.errors import BadInputError
-from common.processes import Child
+from common.processes import Child, plain_text
 
 TASK_NICE = 10  # training and evaluation tasks beside a live agent
+log = logging.getLogger("fedssl.client")
 
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,11 +109,6 @@ def node_config_entry(state: Path) -> str:
 def start_agent(spec: StreamSpec, state: Path, env: dict[str, str], name: str) -> Child:
     """The agent's process, for the life of the client; its lines to the console (and
     ``STATE_DIR/agent.log``), its decisions to stdout with ``--decisions-stdout``."""
-    import logging
-
-    from common.processes import Child, plain_text
-
-    logger = logging.getLogger("fedssl.client")
 
     def on_line(line: str) -> None:
         text = plain_text(line)
@@ -128,7 +126,7 @@ def start_agent(spec: StreamSpec, state: Path, env: dict[str, str], name: str) -
         cwd=state,
         stdin=sys.stdin if spec.source == "stdin" else subprocess.DEVNULL,
     )
-    logger.info("live agent pid %d on %s", child.pid, spec.source)
+    log.info("live agent pid %d on %s", child.pid, spec.source)
     return child
 
 
@@ -139,8 +137,6 @@ class AgentKeeper:
     RESTART_AFTER_S = 10.0
 
     def __init__(self, spec: StreamSpec, state: Path, env: dict[str, str], name: str) -> None:
-        import threading
-
         self.args = (spec, state, env, name)
         self.child = start_agent(*self.args)
         self.stopping = threading.Event()
@@ -148,17 +144,14 @@ class AgentKeeper:
         self.thread.start()
 
     def _watch(self) -> None:
-        import logging
-
-        logger = logging.getLogger("fedssl.client")
         while not self.stopping.wait(1.0):
             rc = self.child.poll()
             if rc is None:
                 continue
             if rc == 0:
-                logger.info("the live agent ended with its stream; the device goes on training")
+                log.info("the live agent ended with its stream; the device goes on training")
                 return
-            logger.warning(
+            log.warning(
                 "the live agent exited with code %s (see %s); restarting it in %.0f s",
                 rc,
                 self.args[1] / "agent.log",

@@ -38,13 +38,18 @@ class Job:
     labels_per_class: int
 
 
+def require_two_classes(classes: int) -> None:
+    """An agent decides only once it has seen labeled windows of two classes."""
+    if classes < 2:
+        raise BadInputError(
+            f"labeled windows of {classes} class(es) seen; two are needed to decide"
+        )
+
+
 def calibration(x: np.ndarray, y: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``per_class`` labeled windows of each class, in time order."""
     first = [np.flatnonzero(y == c)[:per_class] for c in np.unique(y[y >= 0])]
-    if len(first) < 2:
-        raise BadInputError(
-            f"labeled windows of {len(first)} class(es) seen; two are needed to decide"
-        )
+    require_two_classes(len(first))
     idx = np.sort(np.concatenate(first))
     return x[idx], y[idx]
 

@@ -64,13 +64,16 @@ from typing import Any
 
 import numpy as np
 
-from client.runtime.adapt_worker import AdaptJob, run_adapt_job
-from client.runtime.adaptation import adapt_encoder, embedder_for
-from client.runtime.bandit import LinearThompson, LinUCB, Policy, RandomPolicy
-from client.runtime.drift import DriftDetector
 from client.runtime.encoders import Embedder, OnnxEmbedder, TorchEmbedder, load_embedder
 from client.runtime.head import PersonalHead
-from client.runtime.projection import PCAProjection
+from client.runtime.rebuild import (
+    AdaptJob,
+    Model,
+    Prepared,
+    build_model,
+    prepare_model,
+    run_adapt_job,
+)
 from client.runtime.replay import Logged, ReplayBuffer, stack_windows
 from client.runtime.settings import (
     AdaptationEvent,
@@ -80,29 +83,6 @@ from client.runtime.settings import (
 )
 
 log = logging.getLogger("fedssl")
-
-
-DRIFT_NEIGHBOURS = 5  # k of the drift detector's neighbourhood-density score
-
-
-@dataclass
-class _Model:
-    """Everything that depends on the encoder; swapped as one."""
-
-    embedder: Embedder
-    torch_encoder: Any | None
-    projection: PCAProjection
-    policy: Policy
-    head: PersonalHead
-    drift: DriftDetector | None
-
-
-@dataclass
-class _Prepared:
-    model: _Model
-    last_step: int
-    outcome: Any | None
-    seconds: float
 
 
 @dataclass
@@ -153,16 +133,16 @@ class DeviceRuntime:
         if torch_encoder is None and isinstance(embedder, TorchEmbedder):
             if embedder.kind == "eager":  # the module itself: adapted on a copy
                 self._torch_encoder = embedder.module
-        self._model: _Model | None = None
+        self._model: Model | None = None
         self._calib: tuple[np.ndarray, np.ndarray] | None = None
-        self._last: tuple[Any, _Model, np.ndarray, np.ndarray] | None = None
+        self._last: tuple[Any, Model, np.ndarray, np.ndarray] | None = None
         self._pending: _Pending | None = None
-        self._future: Future[_Prepared] | None = None
+        self._future: Future[Prepared] | None = None
         self._event: AdaptationEvent | None = None
         self._launched_at = 0.0
         self._executor: ThreadPoolExecutor | None = None
         # A process pool (the live agent's niced worker): adaptation of an ONNX runtime
-        # then trains there, not in a thread beside the decisions (client.runtime.adapt_worker).
+        # then trains there, not in a thread beside the decisions (run_adapt_job).
         self._worker = worker
         self._workdir: Path | None = None
 
@@ -303,16 +283,12 @@ class DeviceRuntime:
         """What the loop has learned, to persist (everything but the embedder itself):
         the head, projection, bandit, drift reference, torch encoder (adapted or not),
         the labeled windows and the step count. Copies: the loop goes on meanwhile."""
-        m = self._require_model()
-        parts = (m.torch_encoder, m.projection, m.policy, m.head, m.drift)
-        return copy.deepcopy(
-            {"parts": parts, "calib": self._calib, "steps": self.steps, "head_fit": self.head_fit}
-        )
+        snap = {"parts": self._require_model().parts(), "calib": self._calib}
+        return copy.deepcopy({**snap, "steps": self.steps, "head_fit": self.head_fit})
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Resume from ``snapshot()``, on this runtime's embedder (the same encoder's)."""
-        torch_encoder, projection, policy, head, drift = snap["parts"]
-        self._model = _Model(self._embedder, torch_encoder, projection, policy, head, drift)
+        self._model = Model.on(self._embedder, snap["parts"])
         self._calib, self.steps, self.head_fit = snap["calib"], snap["steps"], snap["head_fit"]
 
     def __enter__(self) -> DeviceRuntime:
@@ -323,12 +299,12 @@ class DeviceRuntime:
 
     # ---- internals ----------------------------------------------------------------
 
-    def _require_model(self) -> _Model:
+    def _require_model(self) -> Model:
         if self._model is None:
             raise DeviceError("call fit_head(x, y) with the device's labeled windows first")
         return self._model
 
-    def _features(self, window: np.ndarray, m: _Model) -> tuple[np.ndarray, np.ndarray]:
+    def _features(self, window: np.ndarray, m: Model) -> tuple[np.ndarray, np.ndarray]:
         last = self._last
         if last is not None and last[0] is window and last[1] is m:
             return last[2], last[3]
@@ -336,14 +312,6 @@ class DeviceRuntime:
         if z.shape[0] != 1:
             raise DeviceError(f"expected one window, got a batch of {z.shape[0]}")
         return z[0], m.projection.transform(z[0])
-
-    def _make_policy(self, dim: int) -> Policy:
-        cfg = self.config
-        if cfg.policy == "linucb":
-            return LinUCB(self.n_actions, dim, alpha=cfg.alpha)
-        if cfg.policy == "thompson":
-            return LinearThompson(self.n_actions, dim, v=cfg.thompson_v, seed=cfg.seed)
-        return RandomPolicy(self.n_actions, seed=cfg.seed)
 
     def _build(
         self,
@@ -354,33 +322,26 @@ class DeviceRuntime:
         z_recent: np.ndarray | None,
         logged: list[Logged],
         head: PersonalHead | None = None,
-    ) -> _Model:
-        """Projection, drift reference, head and warm bandit from fresh embeddings."""
-        # The projection comes from the labeled windows only: they cover every class
-        # evenly, while recent windows are mostly one activity, whose within-class
-        # variance a refit PCA would whiten into the bandit's context.
-        dim = min(self.config.proj_dim, z_cal.shape[1], len(z_cal) - 1)
-        if dim < 1:
-            raise DeviceError(f"need at least 2 labeled windows, got {len(z_cal)}")
-        projection = PCAProjection.fit(z_cal, dim)
-        ref = z_cal if z_recent is None else np.concatenate([z_cal, z_recent])
-        neighbours = min(DRIFT_NEIGHBOURS, len(ref) // 10)
-        drift = None
-        if neighbours >= 1:
-            drift = DriftDetector.fit(
-                ref, neighbours=neighbours, threshold=self.config.drift_threshold
-            )
-        policy = self._make_policy(projection.dim)
-        if self.config.warm_start and self.config.policy != "random":
-            for c, label in zip(projection.transform(z_cal), y_cal, strict=True):
-                for a in range(self.n_actions):
-                    policy.update(c, a, float(a == label))
-        if logged and z_recent is not None:
-            contexts = projection.transform(z_recent[-len(logged) :])
-            for c, item in zip(contexts, logged, strict=True):
-                policy.update(c, item.action, item.reward)
-        head = head if head is not None else PersonalHead().fit(z_cal, y_cal)
-        return _Model(embedder, torch_encoder, projection, policy, head, drift)
+    ) -> Model:
+        return build_model(
+            self.config, self.n_actions, embedder, torch_encoder, z_cal, y_cal, z_recent,
+            logged, head,
+        )  # fmt: skip
+
+    def _prepare(
+        self,
+        snapshot: list[Logged],
+        encoder: Any | None,
+        embedder: Embedder,
+        torch_encoder: Any | None,
+        workdir: Path,
+    ) -> Prepared:
+        """The background job (see ``client.runtime.rebuild.prepare_model``)."""
+        assert self._calib is not None
+        job = AdaptJob(
+            self.config, self.n_actions, encoder, "", self._calib, snapshot, str(workdir)
+        )
+        return prepare_model(job, embedder, torch_encoder)
 
     def _launch(self, alarm_step: int) -> None:
         m = self._require_model()
@@ -419,37 +380,14 @@ class DeviceRuntime:
             f" ({note})" if note else "",
         )
 
-    def _prepare(
-        self,
-        snapshot: list[Logged],
-        encoder: Any | None,
-        embedder: Embedder,
-        torch_encoder: Any | None,
-        workdir: Path,
-    ) -> _Prepared:
-        """The background job: adapt (maybe), re-embed, rebuild. Touches no live state."""
-        t0 = time.perf_counter()
-        assert self._calib is not None
-        calib_x, calib_y = self._calib
-        windows = stack_windows(snapshot)
-        outcome = None
-        if encoder is not None:
-            outcome = adapt_encoder(encoder, windows, self.config.adapt)
-            embedder = embedder_for(outcome.encoder, embedder, windows, workdir)
-            torch_encoder = outcome.encoder
-        z_cal = embedder.embed(calib_x)
-        z_recent = embedder.embed(windows)
-        model = self._build(embedder, torch_encoder, z_cal, calib_y, z_recent, snapshot)
-        return _Prepared(model, snapshot[-1].step, outcome, time.perf_counter() - t0)
-
-    def _from_worker(self, remote: Future[dict[str, Any]], torch_encoder: Any | None) -> _Prepared:
+    def _from_worker(self, remote: Future[dict[str, Any]], torch_encoder: Any | None) -> Prepared:
         """In the helper thread: the worker's result, with its ONNX session opened here."""
         done = remote.result()
-        parts = done["parts"]
-        model = _Model(OnnxEmbedder(done["onnx"]), parts[0] or torch_encoder, *parts[1:])
-        return _Prepared(model, done["last_step"], done["outcome"], done["seconds"])
+        parts = done["parts"]  # refit only: the worker had no torch encoder to send back
+        model = Model.on(OnnxEmbedder(done["onnx"]), (parts[0] or torch_encoder, *parts[1:]))
+        return Prepared(model, done["last_step"], done["outcome"], done["seconds"])
 
-    def _record(self, event: AdaptationEvent, prep: _Prepared) -> None:
+    def _record(self, event: AdaptationEvent, prep: Prepared) -> None:
         event.job_seconds = prep.seconds
         if prep.outcome is not None:
             event.train_steps = prep.outcome.steps

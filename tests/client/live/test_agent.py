@@ -36,6 +36,14 @@ def _wait_for(agent: LiveAgent, frames: list[Frame], swaps: int) -> list:  # typ
     return out
 
 
+def _deciding(settings: AgentSettings, tmp: Path, x: np.ndarray, y: np.ndarray) -> LiveAgent:
+    """An agent on a delivered round-0 encoder, fed labeled windows until it decides."""
+    agent = LiveAgent(settings, SHAPE)
+    deliver(settings.state_dir, tmp, 0)
+    _wait_for(agent, [Frame(x[i], int(y[i])) for i in range(60)], 1)
+    return agent
+
+
 def test_the_agent_decides_learns_logs_and_swaps_encoders(tmp_path: Path) -> None:
     x, y = _stream()
     state = tmp_path / "state"
@@ -103,9 +111,7 @@ def test_a_new_agent_on_the_same_state_resumes_what_the_last_one_learned(tmp_pat
     x, y = _stream()
     state = tmp_path / "state"
     settings = AgentSettings(state_dir=state, n_actions=10, labels_per_class=3)
-    first = LiveAgent(settings, SHAPE)
-    deliver(state, tmp_path, 0)
-    _wait_for(first, [Frame(x[i], int(y[i])) for i in range(60)], 1)
+    first = _deciding(settings, tmp_path, x, y)
     for i in range(60, 300):
         first.step(Frame(x[i], int(y[i])))
     first.close()
@@ -130,9 +136,7 @@ def test_a_damaged_state_file_is_ignored(tmp_path: Path, caplog: pytest.LogCaptu
     x, y = _stream()
     state = tmp_path / "state"
     settings = AgentSettings(state_dir=state, n_actions=10, labels_per_class=3)
-    agent = LiveAgent(settings, SHAPE)
-    deliver(state, tmp_path, 0)
-    _wait_for(agent, [Frame(x[i], int(y[i])) for i in range(60)], 1)
+    agent = _deciding(settings, tmp_path, x, y)
     agent.close()
     saved = state / "agent" / "state.pkl"
     data = bytearray(saved.read_bytes())

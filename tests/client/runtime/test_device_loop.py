@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import client.runtime.device_loop as device_loop
+import client.runtime.rebuild as rebuild
 from client.export import export_encoder
 from client.runtime.adaptation import AdaptConfig, AdaptError
 from client.runtime.device_loop import DeviceError, DeviceRuntime, RuntimeConfig
@@ -121,13 +121,13 @@ def test_decisions_continue_while_the_job_runs(
     """The job is held until 5 decisions were made during it: they happen, and the new
     bandit replays them at the swap."""
     release = threading.Event()
-    real = device_loop.adapt_encoder
+    real = rebuild.adapt_encoder
 
     def held(*args: Any, **kwargs: Any) -> Any:
         assert release.wait(20), "the decision loop stalled while the job ran"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(device_loop, "adapt_encoder", held)
+    monkeypatch.setattr(rebuild, "adapt_encoder", held)
     x, y = _rotated_stream(make_stream)
     rt, rest = _personalized(tiny_encoder, x, y, DRILL)
     stream = iter(rest)
@@ -161,7 +161,7 @@ def test_a_failed_job_is_reported_and_the_old_model_keeps_deciding(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise FloatingPointError("non-finite pretext loss")
 
-    monkeypatch.setattr(device_loop, "adapt_encoder", broken)
+    monkeypatch.setattr(rebuild, "adapt_encoder", broken)
     x, y = _rotated_stream(make_stream)
     rt, rest = _personalized(tiny_encoder, x, y, DRILL)
     first = rt.embedder
@@ -202,7 +202,7 @@ def test_an_onnx_runtime_adapts_in_a_worker_process(
     def not_here(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("adapted in the deciding process")
 
-    monkeypatch.setattr(device_loop, "adapt_encoder", not_here)  # the worker has its own
+    monkeypatch.setattr(rebuild, "adapt_encoder", not_here)  # the worker has its own
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
