@@ -163,7 +163,6 @@ def _run_ended(state: Path) -> bool:
 
 
 def _relay(name: str, line: str) -> None:
-
     text = plain_text(line)
     if text:
         print(f"[{name}] {text}", file=sys.stderr, flush=True)
