@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -70,10 +71,17 @@ def plot_federated_evaluation(
     return _save(fig, path, title)
 
 
-def plot_series(values: list[Any], path: str | Path, xlabel: str, ylabel: str, title: str) -> Path:
-    """One figure per round (or step), marked points on a line."""
+def plot_series(
+    values: list[Any] | dict[str, list[Any]], path: str | Path, xlabel: str, ylabel: str, title: str
+) -> Path:
+    """Figures per round (or step), marked points on a line; a dict draws one named line
+    per entry (None: no point)."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(range(len(values)), values, marker="o")
+    series = values if isinstance(values, dict) else {"": values}
+    for name, ys in series.items():
+        ax.plot(range(len(ys)), [np.nan if v is None else v for v in ys], marker="o", label=name)
+    if len(series) > 1:
+        ax.legend()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -44,6 +44,7 @@ from client.live.window_store import STORE_FOLDER, WindowStore
 from client.runtime.settings import RuntimeConfig
 
 DECISIONS_FILE = "decisions.jsonl"
+SWAPS_FILE = "swaps.jsonl"  # in the agent folder
 RETRY_AFTER_WINDOWS = 50
 LATENCY_WINDOW = 10_000  # decisions whose latency the agent keeps for its summaries
 log = logging.getLogger("fedssl.client")
@@ -63,6 +64,7 @@ class AgentSettings:
 @dataclass(frozen=True)
 class Decision:
     step: int
+    window: int  # the window's index in the stream: windows the store has ever taken
     action: int
     label: int | None
     reward: float | None
@@ -89,6 +91,7 @@ class _Live:
     round: int
     parity: float  # max |ONNX - torch| on sample windows
     prepare_s: float
+    calibrated_on: int = 0  # windows the store had taken when the preparation began
 
 
 class LiveAgent:
@@ -140,7 +143,14 @@ class LiveAgent:
             rt.update(frame.window, action, reward)
             self.counts.rewarded += reward
         decision = Decision(
-            self.counts.decisions, action, frame.label, reward, latency_ms, self.live.round, arrived
+            step=self.counts.decisions,
+            window=self.store.seen() - 1,
+            action=action,
+            label=frame.label,
+            reward=reward,
+            latency_ms=latency_ms,
+            encoder_round=self.live.round,
+            time=arrived,
         )
         self._record(decision)
         if time.monotonic() - self._saved_at >= self.settings.save_every_s:
@@ -204,7 +214,23 @@ class LiveAgent:
         )
         if old is not None:
             self._pool.submit(old.runtime.close)  # may wait for its adaptation job
+        self._log_swap(new)
         self._save()
+
+    def _log_swap(self, new: _Live) -> None:
+        """``agent/swaps.jsonl``: when each encoder took over, and what it was fitted on."""
+        row = {
+            "round": new.round,
+            # swaps happen in step(), after the window is stored and before it is decided
+            "first_window": self.store.seen() - 1,
+            "calibrated_on": new.calibrated_on,
+            "prepare_s": round(new.prepare_s, 3),
+            "swap_ms": self.counts.swap_ms[-1],
+            "parity": new.parity,
+            "time": time.time(),
+        }
+        with open(self._agent_folder() / SWAPS_FILE, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
 
     def _prepare(self) -> _Live:
         """In the agent's helper thread: wait (without the interpreter lock) for the
@@ -212,9 +238,10 @@ class LiveAgent:
         st = self.settings
         require_two_classes(len(self._classes))  # known here: no need to wake the worker
         job = Job(st.state_dir, self.shape, st.n_actions, st.runtime, st.labels_per_class)
+        seen = self.store.seen()
         done = self._preparer.submit(job).result()
         rt = self._runtime_from(Path(done["onnx"]), done["snapshot"])
-        return _Live(rt, int(done["round"]), float(done["parity"]), float(done["seconds"]))
+        return _Live(rt, int(done["round"]), float(done["parity"]), float(done["seconds"]), seen)
 
     def _runtime_from(self, onnx: Path, snap: dict[str, Any]) -> Any:
         """A runtime on ``onnx`` that resumes what ``snap`` learned."""

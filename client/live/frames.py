@@ -142,16 +142,18 @@ class FrameReader:
             log.warning("stream: skipped %s (further ones are counted, not logged)", why)
 
 
-def replay_npz(path: Path, pace: float) -> Iterator[Frame]:
-    """An ``.npz``'s windows (``x``, labels ``y`` when present) at ``pace`` per second."""
+def replay_npz(path: Path, pace: float, start_at: int = 0) -> Iterator[Frame]:
+    """An ``.npz``'s windows (``x``, labels ``y`` when present) at ``pace`` per second,
+    from window ``start_at`` on (a restarted device goes on where it stopped)."""
     from common.data.registry import load_dataset
 
     ds = load_dataset(f"npz:{path}")
     labels = ds.y if (ds.y >= 0).any() else None
     start = time.monotonic()
-    for i, window in enumerate(ds.x):
+    for i in range(start_at, len(ds.x)):
+        window = ds.x[i]
         if pace > 0:
-            delay = start + i / pace - time.monotonic()
+            delay = start + (i - start_at) / pace - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
         yield Frame(np.asarray(window, np.float32), None if labels is None else int(labels[i]))

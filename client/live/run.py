@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -40,22 +40,27 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+Frames = Callable[[int], Iterator[Frame]]  # the stream from the window after N seen ones
+
+
 def stream_source(
     spec: str, pace: float, shape_text: str
-) -> tuple[Iterator[Frame], tuple[int, ...], FrameReader | None]:
-    """The frames of ``--stream``, the window shape, and the reader that counts bad frames."""
+) -> tuple[Frames, tuple[int, ...], FrameReader | None]:
+    """The frames of ``--stream``, the window shape, and the reader that counts bad
+    frames. A replayed file goes on after the windows the device has stored (a restart
+    resumes it); a live sensor's stdin is whatever comes next."""
     if spec.startswith("npz:"):
         from common.data.registry import load_dataset
 
         path = Path(spec[4:]).expanduser()
         shape = tuple(load_dataset(f"npz:{path}").x.shape[1:])  # DataError names the problem
-        return replay_npz(path, pace), shape, None
+        return (lambda seen: replay_npz(path, pace, seen)), shape, None
     if spec == "stdin":
         if not shape_text:
             raise BadInputError("--stream stdin needs --window-shape (e.g. 6x128)")
         shape = parse_shape(shape_text)
         reader = FrameReader(sys.stdin.buffer, shape)
-        return iter(reader), shape, reader
+        return (lambda seen: iter(reader)), shape, reader
     raise BadInputError(f"--stream: expected npz:FILE or stdin, got {spec!r}")
 
 
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        frames, shape, reader = stream_source(args.stream, args.pace, args.window_shape)
+        open_frames, shape, reader = stream_source(args.stream, args.pace, args.window_shape)
         settings = AgentSettings(
             state_dir=Path(args.state_dir),
             n_actions=args.actions,
@@ -107,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     except BadInputError as exc:
         log.error("%s", exc)
         return EXIT_ERROR
+    seen = agent.store.seen()
+    frames = open_frames(seen)
+    if seen and reader is None:
+        log.info("replay resumes after the %d windows already stored", seen)
     last = time.monotonic()
     try:
         for frame in frames:

@@ -9,7 +9,7 @@ files as checksummed records, and a record cut short by a crash, or one whose ch
 does not match, ends its segment on reading (at most the window being written is
 lost). Windows of the wrong shape or with non-finite values never enter it.
 
-Layout of ``DIR``: ``store.json`` (the window shape, written once) and
+Layout of ``DIR``: ``store.json`` (the window shape and segment size, written once) and
 ``seg-NNNNNNNN.bin`` files of records ``MAGIC | length u32 | crc32 u32 | label i32 |
 float32 values``, little-endian.
 """
@@ -48,27 +48,34 @@ class WindowStore:
         if max_windows < 1:
             raise StoreError(f"--store-max-windows must be at least 1, got {max_windows}")
         self.folder, self.shape, self.max_windows = folder, tuple(shape), max_windows
-        self.segment_windows = segment_windows or max(1, min(1024, max_windows // 8))
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._check_meta()
+        # The segment size is the store's own: it is kept across reopenings, which
+        # ``seen`` relies on.
+        wanted = segment_windows or max(1, min(1024, max_windows // 8))
+        self.segment_windows = self._check_meta(wanted)
         self.segments = sorted(folder.glob("seg-*.bin"))
         self.counts = [sum(1 for _ in _records(s, self.shape)) for s in self.segments]
         self._open_tail()
 
-    def _check_meta(self) -> None:
+    def _check_meta(self, segment_windows: int) -> int:
+        """Check the stored shape (or write the metadata); return the segment size."""
         meta = self.folder / META_FILE
-        if meta.exists():
-            try:
-                stored = tuple(json.loads(meta.read_text())["shape"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise StoreError(f"{meta} is unreadable ({exc}); move the store away") from None
-            if stored != self.shape:
-                raise StoreError(
-                    f"the window store {self.folder} holds windows of shape {stored}, not "
-                    f"{self.shape}: give this stream its own store folder"
-                )
-        else:
-            atomic_write_bytes(meta, json.dumps({"shape": list(self.shape)}).encode())
+        if not meta.exists():
+            body = {"shape": list(self.shape), "segment_windows": segment_windows}
+            atomic_write_bytes(meta, json.dumps(body).encode())
+            return segment_windows
+        try:
+            raw = json.loads(meta.read_text())
+            stored = tuple(raw["shape"])
+            segment_windows = int(raw.get("segment_windows", segment_windows))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{meta} is unreadable ({exc}); move the store away") from None
+        if stored != self.shape:
+            raise StoreError(
+                f"the window store {self.folder} holds windows of shape {stored}, not "
+                f"{self.shape}: give this stream its own store folder"
+            )
+        return segment_windows
 
     def _open_tail(self) -> None:
         """Append to the newest segment, cut back to its last whole, valid record."""
@@ -132,6 +139,14 @@ class WindowStore:
 
     def __len__(self) -> int:
         return min(sum(self.counts), self.max_windows)
+
+    def seen(self) -> int:
+        """How many windows ever entered the store, dropped ones included: every segment
+        but the newest is full, and segment numbers start at 1."""
+        if not self.segments:
+            return 0
+        first = int(self.segments[0].stem.split("-")[1])
+        return (first - 1) * self.segment_windows + sum(self.counts)
 
     def disk_bytes(self) -> int:
         return sum(s.stat().st_size for s in self.segments if s.exists())

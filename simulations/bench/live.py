@@ -2,6 +2,7 @@
 
     python -m simulations.bench.live --quick --out runs/live      # 3 HAPT users, 2 rounds
     python -m simulations.bench.live --out runs/live              # 21 streaming + 9 unseen
+    python -m simulations.bench.live --train-users 6 --unseen-users 2 --kill-one --out DIR
 
 Starts ``fedssl server`` (TLS, node authentication, SecAgg+) and one ``fedssl client
 --stream npz:USER.npz`` per HAPT user, each replaying that user's labeled windows in
@@ -16,9 +17,18 @@ devices that stream too. Writes ``OUT/live.json``:
   when its device was running a training task at the time, from its timing rows);
 - ``reward_rate_initial`` (decisions with the round-0 encoder), ``reward_rate_final``
   (with the last encoder swapped in), ``reward_rate_by_round`` (per encoder round);
-- ``store_windows``, ``store_bytes``, ``swap_ms`` (on the deciding thread),
+- ``store_windows``, ``store_bytes``, ``swap_ms`` (on the deciding thread);
+- ``baseline_reward_rate_by_round``: ``random-init`` and ``raw``, the same streams
+  replayed offline under the round-0 encoder kept throughout and under raw features,
+  scored on the windows the live devices decided in each round
+  (``simulations.bench.live_baselines``);
+- with ``--kill-one``, ``sigkill``: the first device's client is SIGKILLed once it
+  decides with a federated encoder, restarted 5 s later on the same state, and its
+  decisions before and after are reported;
 
-and ``reward_rate.png`` and ``decision_p99.png`` (per encoder round).
+and ``reward_rate.png`` (with the baselines) and ``decision_p99.png`` (per encoder round).
+Each live device takes about 0.9 GB of memory (its SuperNode, warm task parent, agent
+and preparation worker): the full run needs a machine of about 32 GB.
 """
 
 from __future__ import annotations
@@ -37,7 +47,8 @@ import numpy as np
 from simulations.bench.deployment import _fedssl, _free_port
 
 TRAIN_USERS, UNSEEN_USERS = tuple(range(1, 22)), tuple(range(22, 31))
-QUICK_USERS = (1, 2, 3)
+N_ACTIONS, LABELS_PER_CLASS = 6, 10  # HAPT's six activities
+RESTART_AFTER_S = 5.0
 
 
 def write_user_streams(root: Path, users: tuple[int, ...]) -> dict[int, Path]:
@@ -53,8 +64,10 @@ def write_user_streams(root: Path, users: tuple[int, ...]) -> dict[int, Path]:
 
 
 def run(
-    root: Path, users: tuple[int, ...], unseen: tuple[int, ...], rounds: int, pace: float
-) -> int:
+    root: Path, users: tuple[int, ...], unseen: tuple[int, ...], rounds: int, pace: float,
+    kill_one: bool,
+) -> tuple[int, dict[str, Any] | None]:  # fmt: skip
+    """Run the deployment; the server's exit code, and what the SIGKILL did (``kill_one``)."""
     from server.deployment.certs import make_certs
 
     devices = users + unseen
@@ -70,37 +83,76 @@ def run(
         root,
     )  # fmt: skip
     _wait_for_text(root / "server.log", "waiting for", server, 180)
-    clients = []
-    for user, name in zip(devices, names, strict=True):
-        extra = ["--evaluate-only"] if user in unseen else []
-        clients.append(
-            _fedssl(
-                [
-                    "client",
-                    "--server",
-                    f"127.0.0.1:{port}",
-                    "--stream",
-                    f"npz:{streams[user]}",
-                    "--pace",
-                    str(pace),
-                    "--actions",
-                    "6",
-                    "--key",
-                    str(certs / "nodes" / name),
-                    "--ca",
-                    str(certs / "ca.crt"),
-                    "--state-dir",
-                    str(root / name),
-                    *extra,
-                ],
-                root / f"{name}.log",
-                root,
-            )  # fmt: skip
-        )
+    commands = {
+        name: [
+            "client", "--server", f"127.0.0.1:{port}", "--stream", f"npz:{streams[user]}",
+            "--pace", str(pace), "--actions", str(N_ACTIONS), "--labels-per-class",
+            str(LABELS_PER_CLASS), "--key", str(certs / "nodes" / name), "--ca",
+            str(certs / "ca.crt"), "--state-dir", str(root / name),
+            *(["--evaluate-only"] if user in unseen else []),
+        ]
+        for user, name in zip(devices, names, strict=True)
+    }  # fmt: skip
+    clients = {n: _fedssl(cmd, root / f"{n}.log", root) for n, cmd in commands.items()}
+    killed = None
+    if kill_one:
+        victim = names[0]
+        killed = _kill_and_restart(root, victim, clients, commands[victim], server)
     rc = server.wait(3600)
-    for c in clients:
+    for c in clients.values():
         c.wait(120)
-    return rc
+    return rc, killed
+
+
+def _kill_and_restart(
+    root: Path, name: str, clients: dict[str, Any], command: list[str], server: Any
+) -> dict[str, Any] | None:
+    """Once ``name`` decides with a federated encoder (round >= 1), SIGKILL its client
+    (the agent and SuperNode die with it), wait, and start it again on the same state."""
+    log = root / name / "decisions.jsonl"
+    while server.poll() is None:
+        if log.exists() and any(
+            json.loads(x)["encoder_round"] >= 1 for x in log.read_text().splitlines()[-20:]
+        ):
+            break
+        time.sleep(1.0)
+    else:
+        print(f"the run ended before {name} could be killed")
+        return None
+    clients[name].kill()
+    killed_at = time.time()
+    clients[name].wait()
+    print(f"SIGKILLed {name}'s client; restarting it in {RESTART_AFTER_S:.0f} s", flush=True)
+    time.sleep(RESTART_AFTER_S)
+    clients[name] = _fedssl(command, root / f"{name}.log", root)
+    return {"device": name, "killed_at": killed_at, "restarted_at": time.time()}
+
+
+def kill_report(root: Path, killed: dict[str, Any]) -> dict[str, Any]:
+    """What the killed device did around its SIGKILL, from its decision log and its log."""
+    name = killed["device"]
+    rows = [json.loads(x) for x in (root / name / "decisions.jsonl").read_text().splitlines()]
+    before = [r for r in rows if r["time"] < killed["killed_at"]]
+    after = [r for r in rows if r["time"] >= killed["restarted_at"]]
+    text = (root / f"{name}.log").read_text(errors="replace")
+    resumed = [line for line in text.splitlines() if "resumed: deciding" in line]
+    first = after[0] if after else None
+    return {
+        "device": name,
+        "down_s": killed["restarted_at"] - killed["killed_at"],
+        "decisions_before": len(before),
+        "decisions_after": len(after),
+        "round_before_kill": before[-1]["encoder_round"] if before else None,
+        "round_at_restart": first["encoder_round"] if first else None,
+        "first_decision_after_restart_s": (
+            first["time"] - killed["restarted_at"] if first else None
+        ),
+        # windows stored but not decided across the kill (the replay resumes after the stored)
+        "stream_gap_windows": (
+            first["window"] - before[-1]["window"] - 1 if first and before else None
+        ),
+        "resumed_line": resumed[0].split("fedssl ", 1)[-1] if resumed else None,
+    }
 
 
 def _wait_for_text(log: Path, text: str, proc: Any, timeout: float) -> None:
@@ -131,6 +183,7 @@ def summarize(root: Path, names: list[str]) -> dict[str, Any]:
         spans = _training_spans(state) if (state / "timing.jsonl").exists() else []
         for r in rows:
             r["training"] = any(a <= r["time"] <= b for a, b in spans)
+            r["device"] = name
         decisions += rows
         counts.append(json.loads((state / "agent" / "counts.json").read_text()))
     metrics = [json.loads(x) for x in (root / "out" / "metrics.jsonl").read_text().splitlines()]
@@ -181,8 +234,27 @@ def plot(result: dict[str, Any], out: Path) -> None:
 
     x = "global encoder round (0: random init)"
     title = f"{result['devices']} live devices"
-    plot_series(result["reward_rate_by_round"], out / "reward_rate.png", x, "reward rate", title)
+    rates = {"live (delivered global encoders)": result["reward_rate_by_round"]}
+    for arm, values in result.get("baseline_reward_rate_by_round", {}).items():
+        rates[f"{arm} (same windows)"] = values
+    plot_series(rates, out / "reward_rate.png", x, "reward rate", title)
     plot_series(result["p99_ms_by_round"], out / "decision_p99.png", x, "decision p99 (ms)", title)
+
+
+def with_baselines(root: Path, result: dict[str, Any], users: tuple[int, ...]) -> None:
+    """Add the random-init and raw-feature arms' reward rates by round (same windows)."""
+    from simulations.bench.live_baselines import rates_by_round, replay_rewards
+
+    names = [f"user-{u:02d}" for u in users]
+    rewards = {
+        n: replay_rewards(root / f"{n}.npz", root / n, N_ACTIONS, LABELS_PER_CLASS) for n in names
+    }
+    decisions = [
+        {**json.loads(x), "device": n}
+        for n in names
+        for x in (root / n / "decisions.jsonl").read_text().splitlines()
+    ]
+    result["baseline_reward_rate_by_round"] = rates_by_round(decisions, rewards)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,18 +264,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="3 streaming users, 2 rounds")
     p.add_argument("--rounds", type=int, default=0, help="default: 2 quick, 5 full")
     p.add_argument("--pace", type=float, default=5.0, help="windows per second per device")
+    p.add_argument("--train-users", type=int, default=0, help="default: 3 quick, 21 full")
+    p.add_argument("--unseen-users", type=int, default=-1, help="default: 0 quick, 9 full")
+    p.add_argument("--kill-one", action="store_true", help="SIGKILL one device mid-run, restart it")
     p.add_argument("--out", default="", help="folder (default: a temp dir)")
     args = p.parse_args(argv)
+    users = TRAIN_USERS[: args.train_users or (3 if args.quick else 21)]
+    unseen = UNSEEN_USERS[
+        : args.unseen_users if args.unseen_users >= 0 else (0 if args.quick else 9)
+    ]
+    rounds = args.rounds or (2 if args.quick else 5)
     root = Path(args.out or tempfile.mkdtemp(prefix="fedssl-bench-live-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    users, unseen = (QUICK_USERS, ()) if args.quick else (TRAIN_USERS, UNSEEN_USERS)
-    rounds = args.rounds or (2 if args.quick else 5)
-    print(f"logs in {root}", flush=True)
-    rc = run(root, users, unseen, rounds, args.pace)
+    print(f"{len(users)} streaming + {len(unseen)} unseen devices, {rounds} rounds; logs in {root}")
+    rc, killed = run(root, users, unseen, rounds, args.pace, args.kill_one)
     if rc != 0:
         print(f"the server exited with code {rc}; see {root / 'server.log'}")
         return 1
     result = summarize(root, [f"user-{u:02d}" for u in users + unseen])
+    with_baselines(root, result, users + unseen)
+    if killed is not None:
+        result["sigkill"] = kill_report(root, killed)
     (root / "live.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, root)
     print(json.dumps({k: v for k, v in result.items() if k != "swap_ms"}, indent=2))

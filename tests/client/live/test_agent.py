@@ -59,6 +59,9 @@ def test_the_agent_decides_learns_logs_and_swaps_encoders(tmp_path: Path) -> Non
     decisions = [d for d in _wait_for(agent, frames[120:], 1) if d is not None]
     rest = [agent.step(f) for f in frames[200:400]]
     assert all(d is not None for d in rest)
+    # each decision names its window's index in the stream: the windows the store took
+    seen = agent.store.seen()
+    assert [d.window for d in rest if d is not None] == list(range(seen - 200, seen))
     assert agent.live is not None and agent.live.round == 0
     # a label makes the reward: 1 exactly when the action is the label
     assert all(d.reward == float(d.action == d.label) for d in rest)
@@ -72,6 +75,13 @@ def test_the_agent_decides_learns_logs_and_swaps_encoders(tmp_path: Path) -> Non
     logged = [json.loads(line) for line in (state / DECISIONS_FILE).read_text().splitlines()]
     assert len(logged) == agent.counts.decisions == len(decisions) + 200 + len(during)
     assert {row["encoder_round"] for row in logged} == {0, 1}
+    # each swap is logged with the window it took over at and what it was fitted on
+    swaps = [json.loads(x) for x in (state / "agent" / "swaps.jsonl").read_text().splitlines()]
+    assert [s["round"] for s in swaps] == [0, 1]
+    for swap in swaps:
+        first = next(r for r in logged if r["encoder_round"] == swap["round"])
+        assert first["window"] == swap["first_window"]
+        assert 120 <= swap["calibrated_on"] <= swap["first_window"]
     stored_x, stored_y = read_store(state / "store")
     assert len(stored_x) == agent.counts.windows and (stored_y >= 0).all()
 

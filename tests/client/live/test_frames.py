@@ -81,3 +81,5 @@ def test_an_npz_replays_at_its_pace(tmp_path: Path) -> None:
     frames = list(replay_npz(path, pace=50.0))
     assert time.monotonic() - t0 >= 4 / 50.0
     assert [f.label for f in frames] == [0, 1, 2, 3, 4]
+    # a restarted device goes on after the windows it has already seen
+    assert [f.label for f in replay_npz(path, pace=0, start_at=3)] == [3, 4]

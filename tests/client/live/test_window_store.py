@@ -43,6 +43,21 @@ def test_the_store_keeps_the_newest_windows_and_bounds_the_disk(tmp_path: Path) 
     assert len(list(tmp_path.glob("seg-*.bin"))) <= 5
 
 
+def test_the_store_counts_every_window_it_took_across_drops_and_reopenings(
+    tmp_path: Path,
+) -> None:
+    store = WindowStore(tmp_path, SHAPE, max_windows=10, segment_windows=3)
+    for i in range(25):
+        store.append(_window(i))
+    assert store.seen() == 25 and len(store) == 10
+    store.close()
+    # reopened with another bound: the segment size stays the store's own
+    again = WindowStore(tmp_path, SHAPE, max_windows=1000)
+    assert again.segment_windows == 3 and again.seen() == 25
+    again.append(_window(25))
+    assert again.seen() == 26 and int(again.windows()[0][-1][0, 0]) == 25
+
+
 def test_a_torn_last_record_loses_only_that_window(tmp_path: Path) -> None:
     store = WindowStore(tmp_path, SHAPE, max_windows=100, segment_windows=50)
     for i in range(5):
