@@ -25,6 +25,7 @@ from common.option import (
     Option,
     option,
 )
+from common.server_opt import SERVER_OPTIMIZERS
 
 Scalar = bool | int | float | str
 
@@ -103,13 +104,31 @@ class RunConfig:
         bound=NON_NEGATIVE,
         client=True,
     )
+    server_optimizer: str = option(
+        "fedavg",
+        "the server's step on the mean delta (the unmasked sum only, so SecAgg+ is unchanged): fedavg (global += lr * v, v = momentum * v + delta: FedAvgM with momentum), fedadam, fedyogi (Reddi et al. 2021)",
+        choices=tuple(SERVER_OPTIMIZERS),
+    )
     server_learning_rate: float = option(
-        1.0, "server step on the aggregate: global += lr * v", bound=POSITIVE
+        0.0,
+        "the server optimizer's step size; 0 = its default (fedavg 1, fedadam and fedyogi 0.01)",
+        bound=NON_NEGATIVE,
     )
     server_momentum: float = option(
         0.0,
-        "v = momentum * v + mean delta (FedAvgM, Hsu et al. 2019); works on the unmasked sum only, so SecAgg+ is unchanged",
+        "fedavg: v = momentum * v + mean delta (FedAvgM, Hsu et al. 2019)",
         bound=HALF_OPEN_UNIT,
+    )
+    server_beta1: float = option(
+        0.9, "fedadam, fedyogi: decay of the first moment", bound=HALF_OPEN_UNIT
+    )
+    server_beta2: float = option(
+        0.99, "fedadam, fedyogi: decay of the second moment", bound=HALF_OPEN_UNIT
+    )
+    server_tau: float = option(
+        1e-3,
+        "fedadam, fedyogi: adaptivity (added to the root of the second moment)",
+        bound=POSITIVE,
     )
     num_server_rounds: int = option(
         15, "server rounds", flag="--rounds", bound=POSITIVE, client=True

@@ -13,6 +13,7 @@ from common.config import ConfigError, RunConfig
 from common.config_checks import check_names, check_secagg_cohort
 from common.local_round import initial_global_arrays
 from common.messages import training_config
+from common.server_opt import ServerOptConfig
 from server.outputs import RunOutputs
 from server.resume import check_same_run, find_resume_point
 from server.strategy import DeltaFedAvg
@@ -65,8 +66,8 @@ def prepare_run(cfg: RunConfig) -> RunSetup:
             first_round,
             point.checkpoint_round,
         )
-        if cfg.server_momentum > 0:
-            log.warning("resume: server momentum restarts from zero")
+        if cfg.server_momentum > 0 or cfg.server_optimizer != "fedavg":
+            log.warning("resume: the server optimizer's state restarts from zero")
     out.write_json(
         "config.json", {**cfg.replace(resume=False).to_flat(), "resolved-clients": n_clients}
     )
@@ -125,6 +126,17 @@ def input_shape(cfg: RunConfig) -> tuple[int, ...]:
     return shape
 
 
+def server_opt_config(cfg: RunConfig) -> ServerOptConfig:
+    return ServerOptConfig(
+        name=cfg.server_optimizer,
+        lr=cfg.server_learning_rate,
+        momentum=cfg.server_momentum,
+        beta1=cfg.server_beta1,
+        beta2=cfg.server_beta2,
+        tau=cfg.server_tau,
+    )
+
+
 def make_strategy(setup: RunSetup) -> DeltaFedAvg:
     """Delta FedAvg with the server optimizer, the sanity bound and central DP."""
     cfg = setup.cfg
@@ -135,8 +147,7 @@ def make_strategy(setup: RunSetup) -> DeltaFedAvg:
         # Only the first round waits for every client (run_rounds); later rounds go on
         # with whoever is connected, as long as SecAgg+ can run (3) or FedAvg (2).
         min_available_clients=min_clients(cfg, setup.n_clients),
-        server_learning_rate=cfg.server_learning_rate,
-        server_momentum=cfg.server_momentum,
+        server_opt=server_opt_config(cfg),
         max_update_ratio=cfg.max_update_ratio,
         dp_noise_multiplier=cfg.dp_noise_multiplier,
         dp_clipping_norm=cfg.dp_clipping_norm,

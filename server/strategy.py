@@ -35,6 +35,7 @@ from common.messages import ROUND_KEY
 from common.privacy.accountant import RdpPrivacyAccountant
 from common.privacy.clipping import l2_norm
 from common.privacy.noise import add_gaussian_noise, noise_std
+from common.server_opt import ServerOptConfig, make_server_optimizer
 from common.wire_vector import WireShapeError, flatten, single_vector, unflatten
 from server.failures import describe_failure
 from server.node_roles import NodeRoles
@@ -53,8 +54,7 @@ class DeltaFedAvg(FedAvg):
         *,
         fraction_fit: float,
         min_available_clients: int,
-        server_learning_rate: float = 1.0,
-        server_momentum: float = 0.0,
+        server_opt: ServerOptConfig | None = None,
         max_update_ratio: float = 1.0,
         dp_noise_multiplier: float = 0.0,
         dp_clipping_norm: float = 0.0,
@@ -71,11 +71,11 @@ class DeltaFedAvg(FedAvg):
             accept_failures=True,
         )
         self.global_arrays = [a.astype(np.float32, copy=True) for a in initial_arrays]
-        self.server_learning_rate = server_learning_rate
-        self.server_momentum = server_momentum
         self.max_update_ratio = max_update_ratio
-        # FedAvgM's velocity: it works on the aggregate only, so SecAgg+ is unaffected.
-        self.velocity = [np.zeros(a.shape, dtype=np.float64) for a in initial_arrays]
+        # It works on the aggregate only, so SecAgg+ is unaffected (common.server_opt).
+        self.optimizer = make_server_optimizer(
+            server_opt or ServerOptConfig(), [a.shape for a in initial_arrays]
+        )
         self.train_config = dict(train_config)
         if dp_noise_multiplier > 0 and dp_clipping_norm <= 0:
             raise ValueError("DP noise needs a clipping norm > 0")
@@ -168,15 +168,7 @@ class DeltaFedAvg(FedAvg):
             return None, {}
         if self.accountant is not None:
             mean = self._add_dp_noise(mean, len(results))
-        step = [
-            self.server_momentum * v + m.reshape(v.shape)
-            for v, m in zip(self.velocity, mean, strict=True)
-        ]
-        new = [
-            (g.astype(np.float64) + self.server_learning_rate * s).astype(np.float32)
-            for g, s in zip(self.global_arrays, step, strict=True)
-        ]
-        self.velocity = step
+        new = self.optimizer.step(self.global_arrays, mean)
         self.global_arrays = new
         losses = np.array([float(res.metrics.get("train-loss", np.nan)) for _, res in results])
         known = np.isfinite(losses)

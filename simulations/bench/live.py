@@ -65,13 +65,16 @@ def write_user_streams(root: Path, users: tuple[int, ...]) -> dict[int, Path]:
 
 def run(
     root: Path, users: tuple[int, ...], unseen: tuple[int, ...], rounds: int, pace: float,
-    kill_one: bool,
+    kill_one: bool, quiet: str | None,
 ) -> tuple[int, dict[str, Any] | None]:  # fmt: skip
-    """Run the deployment; the server's exit code, and what the SIGKILL did (``kill_one``)."""
+    """Run the deployment; the server's exit code, and what the SIGKILL did (``kill_one``).
+    ``quiet``: the device whose agent gets CPU 0 to itself (``quiet_core``)."""
     from server.deployment.certs import make_certs
+    from simulations.bench.quiet_core import QuietCore, keep_off
 
     devices = users + unseen
     names = [f"user-{u:02d}" for u in devices]
+    watcher = QuietCore(root / quiet, 0, keep_off(0)) if quiet else None
     certs = make_certs(root / "certs", nodes=names)
     streams = write_user_streams(root, devices)
     port = _free_port()
@@ -101,6 +104,10 @@ def run(
     rc = server.wait(3600)
     for c in clients.values():
         c.wait(120)
+    if watcher is not None:
+        watcher.stop()
+        if not watcher.pinned:
+            raise RuntimeError(f"the agent of {quiet} was never seen to pin it to CPU 0")
     return rc, killed
 
 
@@ -174,7 +181,9 @@ def _training_spans(state: Path) -> list[tuple[float, float]]:
     return spans
 
 
-def summarize(root: Path, names: list[str]) -> dict[str, Any]:
+def summarize(root: Path, names: list[str], quiet: str | None = None) -> dict[str, Any]:
+    """The figures of ``live.json`` from the devices' files; ``quiet``: the device whose
+    agent had a core of its own (its latency is reported apart as well)."""
     decisions: list[dict[str, Any]] = []
     counts: list[dict[str, Any]] = []
     for name in names:
@@ -188,19 +197,13 @@ def summarize(root: Path, names: list[str]) -> dict[str, Any]:
         counts.append(json.loads((state / "agent" / "counts.json").read_text()))
     metrics = [json.loads(x) for x in (root / "out" / "metrics.jsonl").read_text().splitlines()]
     by_round = _by_round(decisions)
-    lat = {
-        k: [d["latency_ms"] for d in decisions if d["training"] == (k == "training")]
-        for k in ("idle", "training")
-    }
-    return {
+    out = {
         "devices": len(names),
         "rounds_completed": sum(1 for m in metrics if m.get("completed")),
         "decisions": len(decisions),
         "missed_decisions": sum(c["missed"] for c in counts),
         "swaps": sum(c["swaps"] for c in counts),
-        "decision_p99_ms": {k: _p(v, 99) for k, v in lat.items()},
-        "decision_p50_ms": {k: _p(v, 50) for k, v in lat.items()},
-        "decision_max_ms": {k: max(v) if v else None for k, v in lat.items()},
+        **latency(decisions),
         "reward_rate_initial": by_round[0]["reward_rate"] if 0 in by_round else None,
         "reward_rate_final": by_round[max(by_round)]["reward_rate"] if by_round else None,
         "reward_rate_by_round": [by_round[r]["reward_rate"] for r in sorted(by_round)],
@@ -209,6 +212,26 @@ def summarize(root: Path, names: list[str]) -> dict[str, Any]:
         "store_bytes": sum(c["store_bytes"] for c in counts),
         "swap_ms": [ms for c in counts for ms in c["swap_ms"]],
         "bad_frames": sum(c["bad_frames"] for c in counts),
+    }
+    if quiet is not None:
+        out["quiet_core"] = {
+            "device": quiet,
+            **latency([d for d in decisions if d["device"] == quiet]),
+        }
+    return out
+
+
+def latency(decisions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Decision latency p50/p99/max and counts, apart for idle and training devices."""
+    lat = {
+        k: [d["latency_ms"] for d in decisions if d["training"] == (k == "training")]
+        for k in ("idle", "training")
+    }
+    return {
+        "decision_p99_ms": {k: _p(v, 99) for k, v in lat.items()},
+        "decision_p50_ms": {k: _p(v, 50) for k, v in lat.items()},
+        "decision_max_ms": {k: max(v) if v else None for k, v in lat.items()},
+        "decisions_by_state": {k: len(v) for k, v in lat.items()},
     }
 
 
@@ -267,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-users", type=int, default=0, help="default: 3 quick, 21 full")
     p.add_argument("--unseen-users", type=int, default=-1, help="default: 0 quick, 9 full")
     p.add_argument("--kill-one", action="store_true", help="SIGKILL one device mid-run, restart it")
+    p.add_argument(
+        "--quiet-core",
+        action="store_true",
+        help="give the last streaming device's agent CPU 0 alone (everything else elsewhere)",
+    )
     p.add_argument("--out", default="", help="folder (default: a temp dir)")
     args = p.parse_args(argv)
     users = TRAIN_USERS[: args.train_users or (3 if args.quick else 21)]
@@ -277,11 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.out or tempfile.mkdtemp(prefix="fedssl-bench-live-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     print(f"{len(users)} streaming + {len(unseen)} unseen devices, {rounds} rounds; logs in {root}")
-    rc, killed = run(root, users, unseen, rounds, args.pace, args.kill_one)
+    quiet = f"user-{users[-1]:02d}" if args.quiet_core else None
+    rc, killed = run(root, users, unseen, rounds, args.pace, args.kill_one, quiet)
     if rc != 0:
         print(f"the server exited with code {rc}; see {root / 'server.log'}")
         return 1
-    result = summarize(root, [f"user-{u:02d}" for u in users + unseen])
+    result = summarize(root, [f"user-{u:02d}" for u in users + unseen], quiet)
     with_baselines(root, result, users + unseen)
     if killed is not None:
         result["sigkill"] = kill_report(root, killed)

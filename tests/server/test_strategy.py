@@ -10,6 +10,8 @@ from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters
 from flwr.server.client_manager import SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
 
+from common.config import ConfigError, RunConfig
+from common.server_opt import ServerOptConfig
 from common.wire_vector import flatten
 from server.node_roles import NodeRoles
 from server.strategy import DeltaFedAvg
@@ -88,8 +90,7 @@ def test_server_momentum_and_learning_rate_follow_fedavgm() -> None:
         max_update_ratio=0.0,
         fraction_fit=1.0,
         min_available_clients=2,
-        server_learning_rate=2.0,
-        server_momentum=0.5,
+        server_opt=ServerOptConfig("fedavg", lr=2.0, momentum=0.5),
     )
     d = np.array([1.0, -2.0, 0.5], dtype=np.float32)
     s.begin_round(1)
@@ -98,6 +99,40 @@ def test_server_momentum_and_learning_rate_follow_fedavgm() -> None:
     s.begin_round(2)
     s.aggregate_fit(2, [_res([d], 4, 1.0), _res([d], 6, 1.0)], [])
     np.testing.assert_allclose(s.global_arrays[0], 2.0 * d + 2.0 * 1.5 * d, atol=1e-6)  # v2 = 1.5 d
+
+
+def test_fedadam_steps_on_the_aggregate_as_reddi_et_al_write_it() -> None:
+    init = [np.full(2, 0.5, dtype=np.float32)]
+    cfg = ServerOptConfig("fedadam", lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3)
+    s = DeltaFedAvg(init, {}, max_update_ratio=0.0, fraction_fit=1.0, min_available_clients=2,
+                    server_opt=cfg)  # fmt: skip
+    deltas = [np.array([0.02, -0.01]), np.array([0.0, 0.03])]
+    x, m, v = np.full(2, 0.5), np.zeros(2), np.zeros(2)
+    for rnd, d in enumerate(deltas, 1):
+        s.begin_round(rnd)
+        # two clients of equal weight whose mean is d
+        s.aggregate_fit(rnd, [_res([(d - 0.01).astype(np.float32)], 5, 1.0),
+                              _res([(d + 0.01).astype(np.float32)], 5, 1.0)], [])  # fmt: skip
+        m = 0.9 * m + 0.1 * d
+        v = 0.99 * v + 0.01 * d * d
+        x = x + 0.1 * m / (np.sqrt(v) + 1e-3)
+        np.testing.assert_allclose(s.global_arrays[0], x, rtol=1e-5)
+
+
+def test_fedyogi_grows_its_second_moment_additively() -> None:
+    from common.server_opt import FedYogi
+
+    opt = FedYogi(ServerOptConfig("fedyogi", lr=1.0, beta1=0.0, beta2=0.9, tau=0.0), [(1,)])
+    d = np.array([2.0])
+    opt.step([np.zeros(1, np.float32)], [d])  # v: 0 - 0.1 * 4 * sign(0 - 4) = 0.4
+    assert opt.second[0][0] == pytest.approx(0.4)
+    opt.step([np.zeros(1, np.float32)], [np.array([0.1])])  # v > d^2: v - 0.1 * 0.01
+    assert opt.second[0][0] == pytest.approx(0.4 - 0.001)
+
+
+def test_an_unknown_server_optimizer_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="server-optimizer"):
+        RunConfig.from_flat({"server-optimizer": "fedsgd"})
 
 
 # ---- central differential privacy -----------------------------------------------------
