@@ -208,6 +208,7 @@ def summarize(root: Path, names: list[str], quiet: str | None = None) -> dict[st
         "reward_rate_final": by_round[max(by_round)]["reward_rate"] if by_round else None,
         "reward_rate_by_round": [by_round[r]["reward_rate"] for r in sorted(by_round)],
         "p99_ms_by_round": [by_round[r]["p99_ms"] for r in sorted(by_round)],
+        "decisions_by_round": [by_round[r]["decisions"] for r in sorted(by_round)],
         "store_windows": sum(c["store_windows"] for c in counts),
         "store_bytes": sum(c["store_bytes"] for c in counts),
         "swap_ms": [ms for c in counts for ms in c["swap_ms"]],

@@ -1,0 +1,29 @@
+"""The curves bench's variants and table (known curves, hand-computed figures)."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulations.bench.fed_curves import parse_variant, table
+
+
+def test_a_variant_is_a_name_and_run_config_keys() -> None:
+    assert parse_variant("adam:server-optimizer=fedadam, server-learning-rate=0.01") == (
+        "adam",
+        {"server-optimizer": "fedadam", "server-learning-rate": "0.01"},
+    )
+    assert parse_variant("plain:") == ("plain", {})
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        parse_variant("bad:server-optimizer")
+
+
+def test_the_table_gives_mean_and_standard_error_and_rounds_to_target() -> None:
+    def curve(*acc: float) -> list[dict]:  # type: ignore[type-arg]
+        return [{"round": r, "linear": a, "seconds": r} for r, a in enumerate(acc)]
+
+    md = table({"v": {"0": curve(0.9, 0.94, 0.96), "1": curve(0.9, 0.92, 0.94)}})
+    row = md.splitlines()[2]
+    # finals 0.96 and 0.94: mean 95.0, s.e. = std(ddof=1)/sqrt(2) = 0.01414/1.414 = 1.0
+    assert "95.0 ± 1.0 (n=2)" in row
+    # 93 %: seed 0 at round 1, seed 1 at round 2; 95 %: seed 0 at round 2, seed 1 never
+    assert row.endswith("| 1, 2 | 2, - |")
