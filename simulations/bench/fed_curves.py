@@ -10,7 +10,8 @@ federated arm); the linear probe on the unseen users (``fedssl evaluate``'s prot
 scores the checkpoint of every round. Writes ``OUT/curves.json`` (per variant, seed and
 round: probe accuracy and the run's wall seconds so far) and ``OUT/curves.md`` (final
 accuracy and the round at which each target is first reached: mean ± s.e. over seeds),
-and prints the table.
+and prints the table. ``--table DIR...`` prints the table of earlier runs together
+(seeds run apart, say).
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def _mean_se(values: list[float]) -> str:
     if not values:
         return "-"
     m = float(np.mean(values))
-    se = float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+    if len(values) == 1:
+        return f"{100 * m:.1f}"  # no error from one seed
+    se = float(np.std(values, ddof=1) / math.sqrt(len(values)))
     return f"{100 * m:.1f} ± {100 * se:.1f}"
 
 
@@ -89,16 +92,33 @@ def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(paths: list[Path]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The curves of several runs by variant and seed (a later file's seed wins)."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for path in paths:
+        for name, by_seed in json.loads(path.read_text()).items():
+            out.setdefault(name, {}).update(by_seed)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--variant", action="append", required=True, help="NAME:KEY=VALUE,...")
+    p.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE,...")
+    p.add_argument(
+        "--table", nargs="+", metavar="DIR", help="only print the table of earlier runs' curves"
+    )
     p.add_argument("--seeds", default="0", help="comma-separated (default: 0)")
     p.add_argument("--quick", action="store_true", help="4 rounds x 1 local epoch")
     p.add_argument("--set", action="append", default=[], help="KEY=VALUE for every variant")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", default="")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(merge([Path(d) / "curves.json" for d in args.table])))
+        return 0
+    if not args.variant or not args.out:
+        p.error("--variant and --out are needed (or --table DIR...)")
     base: dict[str, Any] = {"dataset": "hapt"}
     if args.quick:
         base.update({"num-server-rounds": 4, "local-epochs": 1})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -53,6 +54,7 @@ def run_arms(cfg: RunConfig, plan: dict[str, Any], out: Path) -> dict[str, Any]:
         "plan": plan,
         "arms": {},
         "curves": {},
+        "curves_seconds": {},  # the same probes against training wall seconds
         "seconds": {},
     }
     log.info(
@@ -96,6 +98,12 @@ def _federated_arm(
     results["curves"]["federated"] = [
         [int(Path(c).stem.split("-")[1]), _linear(load_encoder(c), cfg)] for c in ckpts
     ]
+    # against wall seconds: the rounds' own durations (metrics.jsonl), summed
+    rows = [json.loads(x) for x in (fed_dir / "metrics.jsonl").read_text().splitlines()]
+    ended = np.cumsum([0.0] + [float(r.get("seconds", 0.0)) for r in rows if r.get("round")])
+    results["curves_seconds"]["federated"] = [
+        [float(ended[min(rnd, len(ended) - 1)]), acc] for rnd, acc in results["curves"]["federated"]
+    ]
     results["arms"]["federated"] = _suite(load_encoder(fed_dir / "encoder.pt"), cfg, plan)
     results["arms"]["random_init"] = _suite(load_encoder(ckpts[0]), cfg, plan)
 
@@ -105,9 +113,15 @@ def _centralized_arm(
 ) -> None:
     ds, split = load_with_split(cfg.dataset, cfg.seed)
     curve: list[list[float]] = [[0, results["curves"]["federated"][0][1]]]
+    timed: list[list[float]] = [[0.0, curve[0][1]]]
+    probing = [0.0]  # seconds spent in the probes, not in training
+    t0 = time.perf_counter()
 
     def record(epoch: int, enc: nn.Module) -> None:
+        t = time.perf_counter()
         curve.append([epoch / round_epochs, _linear(enc.eval(), cfg)])
+        timed.append([t - t0 - probing[0], curve[-1][1]])
+        probing[0] += time.perf_counter() - t
         enc.train()
 
     every = max(1, round(round_epochs))
@@ -115,6 +129,7 @@ def _centralized_arm(
         cfg, ds.x[split.pretrain], epochs, seed=cfg.seed, every=every, on_checkpoint=record
     )
     results["curves"]["centralized"] = curve
+    results["curves_seconds"]["centralized"] = timed
     results["arms"]["centralized"] = _suite(central, cfg, plan)
 
 

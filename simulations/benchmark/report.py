@@ -82,20 +82,22 @@ def table(results: dict[str, Any]) -> str:
 def plots(results: dict[str, Any], out: Path) -> list[Path]:
     arms, curves, fr = results["arms"], results["curves"], results["plan"]["fractions"]
     paths = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in ("federated", "centralized"):
-        xs, ys = zip(*curves[name], strict=True)
-        ax.plot(xs, [100 * y for y in ys], marker="o", label=LABELS[name])
-    ax.axhline(
-        100 * arms["random_init"]["linear"]["accuracy"],
-        color="gray",
-        ls="--",
-        label=LABELS["random_init"],
-    )
-    ax.axhline(100 * arms["raw"]["linear"]["accuracy"], color="black", ls=":", label=LABELS["raw"])
-    ax.set_xlabel("round (centralized: epochs / local-epochs)")
-    ax.set_ylabel("linear probe accuracy %")
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    timed = results.get("curves_seconds", {})
+    panels = [(axes[0], curves, "round (centralized: epochs / local-epochs)"),
+              (axes[1], timed, "training wall seconds (probes excluded)")]  # fmt: skip
+    for ax, series, xlabel in panels:
+        for name in ("federated", "centralized"):
+            if name in series:
+                xs, ys = zip(*series[name], strict=True)
+                ax.plot(xs, [100 * y for y in ys], marker="o", label=LABELS[name])
+        ax.axhline(100 * arms["random_init"]["linear"]["accuracy"], color="gray", ls="--",
+                   label=LABELS["random_init"])  # fmt: skip
+        ax.axhline(100 * arms["raw"]["linear"]["accuracy"], color="black", ls=":",
+                   label=LABELS["raw"])  # fmt: skip
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("linear probe accuracy %")
+        ax.legend(fontsize=8)
     paths.append(_save(fig, out / "probe_per_round.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cli_run import run_cli
 
 
@@ -40,6 +41,14 @@ def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
     assert res["fraction_train"] == 0.5 and res["ssl_epochs_per_sample"] == 1
     rows = (out / "federated" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["clients_sampled"] for r in rows] == [3, 3]
+    # time to accuracy: federated rounds at the sum of their durations, centralized at
+    # its training seconds, both from 0 and increasing
+    secs = [json.loads(r)["seconds"] for r in rows]
+    fed_t = [t for t, _ in res["curves_seconds"]["federated"]]
+    assert fed_t == pytest.approx([0.0, secs[0], secs[0] + secs[1]])
+    cen = res["curves_seconds"]["centralized"]
+    assert cen[0][0] == 0.0 and all(b[0] > a[0] for a, b in zip(cen, cen[1:], strict=False))
+    assert [a for _, a in cen] == [a for _, a in res["curves"]["centralized"]]
     for png in ("probe_per_round.png", "protocols.png", "label_fraction.png"):
         assert (out / png).stat().st_size > 1000
     table = (out / "results.md").read_text()
