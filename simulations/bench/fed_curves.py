@@ -10,8 +10,9 @@ federated arm); the linear probe on the unseen users (``fedssl evaluate``'s prot
 scores the checkpoint of every round. Writes ``OUT/curves.json`` (per variant, seed and
 round: probe accuracy and the run's wall seconds so far) and ``OUT/curves.md`` (final
 accuracy and the round at which each target is first reached: mean ± s.e. over seeds),
-and prints the table. ``--table DIR...`` prints the table of earlier runs together
-(seeds run apart, say).
+and ``OUT/curves.png`` (mean probe per round), and prints the table. ``--table DIR...``
+prints the table of earlier runs together (seeds run apart, say), and with ``--out``
+draws their curves.
 """
 
 from __future__ import annotations
@@ -92,6 +93,18 @@ def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(results: dict[str, dict[str, list[dict[str, Any]]]], path: Path) -> None:
+    """Mean linear probe per round (over the seeds) of every variant."""
+    from common.plots import plot_series
+
+    means = {}
+    for name, by_seed in results.items():
+        n = min(len(c) for c in by_seed.values())
+        means[name] = [100 * float(np.mean([c[i]["linear"] for c in by_seed.values()]))
+                       for i in range(n)]  # fmt: skip
+    plot_series(means, path, "round (0: random init)", "linear probe %", "mean over seeds")
+
+
 def merge(paths: list[Path]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """The curves of several runs by variant and seed (a later file's seed wins)."""
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -115,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if args.table:
-        print(table(merge([Path(d) / "curves.json" for d in args.table])))
+        merged = merge([Path(d) / "curves.json" for d in args.table])
+        print(table(merged))
+        if args.out:
+            plot(merged, Path(args.out) / "curves.png")
         return 0
     if not args.variant or not args.out:
         p.error("--variant and --out are needed (or --table DIR...)")
@@ -136,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             (out / "curves.json").write_text(json.dumps(results, indent=2) + "\n")
     md = table(results)
     (out / "curves.md").write_text(md)
+    plot(results, out / "curves.png")
     print(md)
     return 0
 

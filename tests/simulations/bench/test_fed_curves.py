@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from simulations.bench.fed_curves import parse_variant, table
@@ -27,3 +29,11 @@ def test_the_table_gives_mean_and_standard_error_and_rounds_to_target() -> None:
     assert "95.0 ± 1.0 (n=2)" in row
     # 93 %: seed 0 at round 1, seed 1 at round 2; 95 %: seed 0 at round 2, seed 1 never
     assert row.endswith("| 1, 2 | 2, - |")
+
+
+def test_the_curves_figure_is_drawn_from_seeds_of_unequal_length(tmp_path: Path) -> None:
+    from simulations.bench.fed_curves import plot
+
+    c = [{"round": r, "linear": 0.9 + r / 100, "seconds": r} for r in range(4)]
+    plot({"a": {"0": c, "1": c[:3]}, "b": {"0": c}}, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 1000
