@@ -43,6 +43,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="Ray GPUs per simulated client (default: %(default)s)",
     )
     g.add_argument(
+        "--ray-address",
+        default="",
+        metavar="HOST:PORT",
+        help="run the simulated clients on this existing Ray cluster (`ray start --head`; "
+        "'auto' finds a local one) instead of a private Ray on this machine",
+    )
+    g.add_argument(
         "--config",
         default="",
         metavar="FILE.json",
@@ -90,29 +97,36 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("fedssl")
     cfg = config_from_args(args)  # errors rise to the CLI, reported before Ray starts
     n_nodes = preflight(cfg)
-    return simulate(cfg, n_nodes, args.cpus_per_client, args.gpus_per_client, log)
+    return simulate(cfg, n_nodes, args.cpus_per_client, args.gpus_per_client, log, args.ray_address)
 
 
-def simulate(cfg: RunConfig, n_nodes: int, cpus: float, gpus: float, log: logging.Logger) -> int:
+def simulate(
+    cfg: RunConfig, n_nodes: int, cpus: float, gpus: float, log: logging.Logger, ray_address: str = ""
+) -> int:  # fmt: skip
     _simulation_env(cfg, cpus)
     from flwr.simulation import run_simulation
 
     from client.client_app import app as client_app
     from server.run import RunFailedError
     from server.server_app import make_server_app
+    from simulations.ray_cluster import join_cluster
 
     chatter = _flower_to_file(Path(cfg.out_dir) / "logs" / "flower.log")
-    total_cpus = os.cpu_count() or 1
-    backend = {
-        "client_resources": {"num_cpus": cpus, "num_gpus": gpus},
+    backend: dict[str, Any] = {"client_resources": {"num_cpus": cpus, "num_gpus": gpus}}
+    if ray_address:
+        where = join_cluster(ray_address)  # Flower then uses this Ray as it is
+    else:
+        total_cpus = os.cpu_count() or 1
         # Ray's workers print to their own log files, not to this console.
-        "init_args": {"num_cpus": total_cpus, "include_dashboard": False, "log_to_driver": False},
-    }
+        backend["init_args"] = {
+            "num_cpus": total_cpus, "include_dashboard": False, "log_to_driver": False
+        }  # fmt: skip
+        where = f"a private Ray of {total_cpus} CPUs on this machine"
     log.info(
-        "starting Flower simulation: %d nodes, %s CPU each, %d CPUs in all (Flower's log: %s)",
+        "starting Flower simulation: %d nodes, %s CPU each, on %s (Flower's log: %s)",
         n_nodes,
         cpus,
-        total_cpus,
+        where,
         chatter,
     )
     failed_msg = None

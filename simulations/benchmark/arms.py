@@ -34,7 +34,9 @@ def _suite(encoder: nn.Module, cfg: RunConfig, plan: dict[str, Any]) -> dict[str
     return res["results"]
 
 
-def run_arms(cfg: RunConfig, plan: dict[str, Any], out: Path) -> dict[str, Any]:
+def run_arms(
+    cfg: RunConfig, plan: dict[str, Any], out: Path, ray_address: str = ""
+) -> dict[str, Any]:
     """Every arm at equal compute: each sample takes part in rounds x fraction-train
     rounds on average and is then seen local-epochs times."""
     ds, split = load_with_split(cfg.dataset, cfg.seed)
@@ -62,7 +64,7 @@ def run_arms(cfg: RunConfig, plan: dict[str, Any], out: Path) -> dict[str, Any]:
         len(parts),
         cfg.num_server_rounds,
     )
-    _federated_arm(cfg, plan, out / "federated", results)
+    _federated_arm(cfg, plan, out / "federated", results, ray_address)
     log.info("[2/6] centralized SSL on the pooled data: %d epochs", epochs)
     _timed(
         results, "centralized", lambda: _centralized_arm(cfg, plan, epochs, round_epochs, results)
@@ -87,13 +89,13 @@ def _timed(results: dict[str, Any], name: str, arm: Callable[[], None]) -> None:
 
 
 def _federated_arm(
-    cfg: RunConfig, plan: dict[str, Any], fed_dir: Path, results: dict[str, Any]
+    cfg: RunConfig, plan: dict[str, Any], fed_dir: Path, results: dict[str, Any], ray_address: str
 ) -> None:
     """A real ``fedssl simulate`` run; its per-round checkpoints give the curve, round 0
     the random-init arm."""
     from simulations.benchmark.federated import simulate_federated
 
-    results["seconds"]["federated"] = simulate_federated(cfg, fed_dir)  # the run's wall time
+    results["seconds"]["federated"] = simulate_federated(cfg, fed_dir, ray_address)
     ckpts = sorted(glob.glob(str(fed_dir / "checkpoints" / "round-*.pt")))
     results["curves"]["federated"] = [
         [int(Path(c).stem.split("-")[1]), _linear(load_encoder(c), cfg)] for c in ckpts

@@ -26,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_options(p, exclude=("evaluate",))
     g = p.add_argument_group("benchmark")
     g.add_argument(
+        "--ray-address",
+        default="",
+        metavar="HOST:PORT",
+        help="run the federated arm's clients on this existing Ray cluster (see fedssl simulate)",
+    )
+    g.add_argument(
         "--quick",
         action="store_true",
         help="a small budget that finishes in minutes: 4 rounds of 1 local epoch unless given, "
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if (out / "results.json").exists():
         raise ConfigError(f"--out {out} already holds a benchmark; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
-    results = run_arms(cfg, plan, out)
+    results = run_arms(cfg, plan, out, ray_address=args.ray_address)
     print(write_report(results, out))
     print(f"\nfedssl benchmark: results in {out}")
     return EXIT_OK

@@ -20,9 +20,10 @@ from common.config import RunConfig
 SIMULATION_SECAGG_TIMEOUT_S = 24 * 3600.0
 
 
-def simulate_federated(cfg: RunConfig, out: Path) -> float:
+def simulate_federated(cfg: RunConfig, out: Path, ray_address: str = "") -> float:
     """``fedssl simulate --config`` of ``cfg`` (SecAgg+ as configured, no probe: the
-    benchmark scores every arm itself) in a child process; returns its wall time."""
+    benchmark scores every arm itself) in a child process, on the Ray cluster at
+    ``ray_address`` if given; returns its wall time."""
     run_cfg = cfg.replace(
         secagg_timeout=SIMULATION_SECAGG_TIMEOUT_S, evaluate=False, out_dir=str(out.resolve())
     )
@@ -30,6 +31,8 @@ def simulate_federated(cfg: RunConfig, out: Path) -> float:
     config = out.parent / "federated-run-config.json"
     config.write_text(json.dumps(run_cfg.to_flat(), indent=2) + "\n")
     cmd = [sys.executable, "-m", "common.cli", "simulate", "--config", str(config)]
+    if ray_address:
+        cmd += ["--ray-address", ray_address]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
