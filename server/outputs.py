@@ -89,6 +89,8 @@ class RunOutputs:
             row["dp_epsilon"] = outcome.dp_epsilon
         if outcome.failures:
             row["failures"] = outcome.failures
+        if outcome.secagg_seconds:
+            row["secagg_seconds"] = outcome.secagg_seconds
         self.rows.append(row)
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, default=_jsonable) + "\n")

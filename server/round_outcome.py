@@ -17,6 +17,9 @@ class RoundOutcome:
     delta_norm: float | None = None
     clipped_values: int = 0
     failures: list[str] = field(default_factory=list)
+    # SecAgg+: wall seconds of each stage (setup, share_keys, collect_masked_vectors,
+    # unmask) on the server, where a large cohort's time goes
+    secagg_seconds: dict[str, float] = field(default_factory=dict)
     # Central DP (None when off): clients whose delta was clipped to dp-clipping-norm,
     # the std of the noise added to the mean delta (0 when nothing was released), the
     # round's sampling rate, and the cumulative epsilon after it (None: no noise, no claim).

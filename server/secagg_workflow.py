@@ -7,6 +7,10 @@ round aborts with "Not enough shares", although no survivor ever masked its
 vector with that client (a client adds pairwise masks only for the neighbours
 whose encrypted shares it received: ``secaggplus_mod._collect_masked_vectors``).
 
+It also times each stage into the round's outcome (``secagg_seconds`` in
+``metrics.jsonl``): with large cohorts the key agreement and share routing, not the
+training, take most of a round.
+
 This subclass forgets those clients once the share-keys stage is over: they leave
 the sampled set and every neighbourhood, exactly as if they had never been sampled.
 Clients lost later are handled by the protocol as before (Bell et al., CCS 2020):
@@ -18,6 +22,7 @@ in the sum and their own mask seed is rebuilt from the survivors' shares.
 from __future__ import annotations
 
 import logging
+import time
 
 from flwr.server import LegacyContext
 from flwr.server.workflow import SecAggPlusWorkflow
@@ -27,11 +32,39 @@ from flwr.serverapp import Grid
 log = logging.getLogger("fedssl.server")
 
 
+def _record(context: LegacyContext, stage: str, seconds: float) -> None:
+    outcome = getattr(context.strategy, "outcome", None)  # DeltaFedAvg's RoundOutcome
+    if outcome is not None:
+        outcome.secagg_seconds[stage] = round(seconds, 3)
+
+
 class DropoutTolerantSecAggPlus(SecAggPlusWorkflow):
     """SecAgg+ whose round survives losing clients at setup and share-keys."""
 
+    def setup_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        t0 = time.perf_counter()
+        ok = super().setup_stage(grid, context, state)
+        _record(context, "setup", time.perf_counter() - t0)
+        return ok
+
+    def collect_masked_vectors_stage(
+        self, grid: Grid, context: LegacyContext, state: WorkflowState
+    ) -> bool:
+        t0 = time.perf_counter()
+        ok = super().collect_masked_vectors_stage(grid, context, state)
+        _record(context, "collect_masked_vectors", time.perf_counter() - t0)
+        return ok
+
+    def unmask_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        t0 = time.perf_counter()
+        ok = super().unmask_stage(grid, context, state)
+        _record(context, "unmask", time.perf_counter() - t0)
+        return ok
+
     def share_keys_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        t0 = time.perf_counter()
         ok = super().share_keys_stage(grid, context, state)
+        _record(context, "share_keys", time.perf_counter() - t0)
         holders = set(state.active_node_ids)
         lost = state.sampled_node_ids - holders
         if lost:

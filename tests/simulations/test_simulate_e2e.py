@@ -77,6 +77,13 @@ def test_secagg_aggregate_equals_fedavg_of_client_deltas(tmp_path: Path) -> None
     n_params = sum(a.size for a in checkpoint_shared_arrays(out / "checkpoints" / "round-0000.pt"))
     assert all(r["upload_bytes_per_client"] == 8 * n_params for r in rows)  # int64 masked vectors
     assert all(r["download_bytes_per_client"] == 4 * n_params for r in rows)  # float32 global
+    # Each SecAgg+ stage is timed (Flower's four stage methods, by name), within the round
+    stages = ["setup", "share_keys", "collect_masked_vectors", "unmask"]
+    for r in rows:
+        assert list(r["secagg_seconds"]) == stages and all(
+            v > 0 for v in r["secagg_seconds"].values()
+        )
+        assert sum(r["secagg_seconds"].values()) <= r["seconds"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds_completed"] == 2 and summary["rounds_failed"] == 0
 
@@ -92,6 +99,7 @@ def test_plain_fedavg_run_for_comparison(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _rows(out)
     assert all(r["completed"] and not r["secure_aggregation"] for r in rows)
+    assert all("secagg_seconds" not in r for r in rows)
     n_params = sum(a.size for a in checkpoint_shared_arrays(out / "checkpoints" / "round-0000.pt"))
     assert all(r["upload_bytes_per_client"] == 4 * n_params for r in rows)  # float32, unmasked
     _check_against_fedavg(out, _run_config(secure=False), rounds=2)
