@@ -83,7 +83,7 @@ def test_secagg_aggregate_equals_fedavg_of_client_deltas(tmp_path: Path) -> None
         assert list(r["secagg_seconds"]) == stages and all(
             v > 0 for v in r["secagg_seconds"].values()
         )
-        assert sum(r["secagg_seconds"].values()) <= r["seconds"]
+        assert sum(r["secagg_seconds"].values()) <= r["seconds"] + 0.005  # each rounded to ms
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds_completed"] == 2 and summary["rounds_failed"] == 0
 

@@ -161,6 +161,33 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+class PeakRss:
+    """The largest RSS of ``pid`` seen while it lives, sampled every 0.1 s until
+    ``stop``: the run may end (and its process exit) before an attack is over."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.samples, self.peak_mb = pid, 0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                mb = rss_mb(self.pid)
+            except OSError:  # exited: the samples so far stand
+                return
+            self.samples += 1
+            self.peak_mb = max(self.peak_mb, mb)
+            if self._stop.wait(0.1):
+                return
+
+    def stop(self) -> PeakRss:
+        self._stop.set()
+        self._thread.join()
+        return self
+
+
 FORKED_TASK = "forked ClientApp task"
 
 
