@@ -74,7 +74,7 @@ from client.runtime.rebuild import (
     prepare_model,
     run_adapt_job,
 )
-from client.runtime.replay import Logged, ReplayBuffer, stack_windows
+from client.runtime.replay import ReplayBuffer, stack_windows
 from client.runtime.settings import (
     AdaptationEvent,
     DeviceError,
@@ -199,7 +199,10 @@ class DeviceRuntime:
         th = time.perf_counter()
         head = PersonalHead().fit(z, labels)
         head_seconds = time.perf_counter() - th
-        model = self._build(self.embedder, self._torch_encoder, z, labels, None, [], head)
+        model = build_model(
+            self.config, self.n_actions, self.embedder, self._torch_encoder, z, labels, None,
+            [], head,
+        )  # fmt: skip
         calib_x = np.array(x, dtype=np.float32, copy=True)
         self._calib = (calib_x.reshape(len(z), *calib_x.shape[-len(self.input_shape) :]), labels)
         self._model = model
@@ -313,36 +316,6 @@ class DeviceRuntime:
             raise DeviceError(f"expected one window, got a batch of {z.shape[0]}")
         return z[0], m.projection.transform(z[0])
 
-    def _build(
-        self,
-        embedder: Embedder,
-        torch_encoder: Any | None,
-        z_cal: np.ndarray,
-        y_cal: np.ndarray,
-        z_recent: np.ndarray | None,
-        logged: list[Logged],
-        head: PersonalHead | None = None,
-    ) -> Model:
-        return build_model(
-            self.config, self.n_actions, embedder, torch_encoder, z_cal, y_cal, z_recent,
-            logged, head,
-        )  # fmt: skip
-
-    def _prepare(
-        self,
-        snapshot: list[Logged],
-        encoder: Any | None,
-        embedder: Embedder,
-        torch_encoder: Any | None,
-        workdir: Path,
-    ) -> Prepared:
-        """The background job (see ``client.runtime.rebuild.prepare_model``)."""
-        assert self._calib is not None
-        job = AdaptJob(
-            self.config, self.n_actions, encoder, "", self._calib, snapshot, str(workdir)
-        )
-        return prepare_model(job, embedder, torch_encoder)
-
     def _launch(self, alarm_step: int) -> None:
         m = self._require_model()
         snapshot = self.buffer.snapshot()
@@ -361,16 +334,15 @@ class DeviceRuntime:
             self._workdir = Path(tempfile.mkdtemp(prefix="fedssl-device-"))
             weakref.finalize(self, shutil.rmtree, self._workdir, ignore_errors=True)
         self._launched_at = time.perf_counter()
-        if self._worker is not None and isinstance(m.embedder, OnnxEmbedder):
-            assert self._calib is not None
-            job = AdaptJob(self.config, self.n_actions, encoder, str(m.embedder.path),
-                           self._calib, snapshot, str(self._workdir))  # fmt: skip
+        assert self._calib is not None
+        onnx = m.embedder.path if isinstance(m.embedder, OnnxEmbedder) else ""
+        job = AdaptJob(self.config, self.n_actions, encoder, str(onnx), self._calib, snapshot,
+                       str(self._workdir))  # fmt: skip
+        if self._worker is not None and onnx:
             remote = self._worker.submit(run_adapt_job, job)
             self._future = self._executor.submit(self._from_worker, remote, m.torch_encoder)
         else:
-            self._future = self._executor.submit(
-                self._prepare, snapshot, encoder, m.embedder, m.torch_encoder, self._workdir
-            )
+            self._future = self._executor.submit(prepare_model, job, m.embedder, m.torch_encoder)
         log.info(
             "drift at step %d: %s on %d buffered windows started at step %d%s",
             alarm_step,

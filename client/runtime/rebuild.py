@@ -111,7 +111,7 @@ class AdaptJob:
     config: RuntimeConfig
     n_actions: int
     encoder: Any | None  # a copy of the torch encoder to adapt; None: refit only
-    onnx: str  # the runtime's current ONNX file (for a worker process; "" in a thread)
+    onnx: str  # the runtime's ONNX file ("" when not ONNX): a worker process opens it
     calib: tuple[np.ndarray, np.ndarray]
     snapshot: list[Logged]
     workdir: str
