@@ -25,6 +25,7 @@ import numpy as np
 
 from client.live.agent import AgentSettings, LiveAgent
 from client.live.frames import Frame, FrameReader, replay_npz
+from client.live.preparation import AGENT_FOLDER
 from common.errors import EXIT_ERROR, EXIT_OK, BadInputError
 
 log = logging.getLogger("fedssl.client")
@@ -149,7 +150,7 @@ def write_counts(agent: LiveAgent, reader: FrameReader | None) -> None:
         "store_windows": len(agent.store),
         "store_bytes": agent.store.disk_bytes(),
     }
-    path = agent.settings.state_dir / "agent" / "counts.json"
+    path = agent.settings.state_dir / AGENT_FOLDER / "counts.json"
     path.parent.mkdir(exist_ok=True, mode=0o700)
     atomic_write_bytes(path, json.dumps(counts).encode())
 

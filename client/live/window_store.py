@@ -55,6 +55,10 @@ class WindowStore:
         self.segment_windows = self._check_meta(wanted)
         self.segments = sorted(folder.glob("seg-*.bin"))
         self.counts = [sum(1 for _ in _records(s, self.shape)) for s in self.segments]
+        # Windows ever taken, dropped ones included: every segment but the newest is full,
+        # and segment numbers start at 1.
+        first = int(self.segments[0].stem.split("-")[1]) if self.segments else 1
+        self._seen = (first - 1) * self.segment_windows + sum(self.counts)
         self._open_tail()
 
     def _check_meta(self, segment_windows: int) -> int:
@@ -111,6 +115,7 @@ class WindowStore:
         self.fh.write(HEADER.pack(MAGIC, len(body), crc, lab) + body)
         self.fh.flush()
         self.counts[-1] += 1
+        self._seen += 1
         self._drop_oldest()
 
     def _drop_oldest(self) -> None:
@@ -141,12 +146,8 @@ class WindowStore:
         return min(sum(self.counts), self.max_windows)
 
     def seen(self) -> int:
-        """How many windows ever entered the store, dropped ones included: every segment
-        but the newest is full, and segment numbers start at 1."""
-        if not self.segments:
-            return 0
-        first = int(self.segments[0].stem.split("-")[1])
-        return (first - 1) * self.segment_windows + sum(self.counts)
+        """How many windows ever entered the store, dropped ones included."""
+        return self._seen
 
     def disk_bytes(self) -> int:
         return sum(s.stat().st_size for s in self.segments if s.exists())
