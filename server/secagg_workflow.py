@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from flwr.server import LegacyContext
 from flwr.server.workflow import SecAggPlusWorkflow
@@ -32,39 +33,38 @@ from flwr.serverapp import Grid
 log = logging.getLogger("fedssl.server")
 
 
-def _record(context: LegacyContext, stage: str, seconds: float) -> None:
+Stage = Callable[[Grid, LegacyContext, WorkflowState], bool]
+
+
+def _timed(
+    name: str, stage: Stage, grid: Grid, context: LegacyContext, state: WorkflowState
+) -> bool:
+    """Run one of Flower's stages; its wall seconds go into the round's outcome."""
+    t0 = time.perf_counter()
+    ok = stage(grid, context, state)
     outcome = getattr(context.strategy, "outcome", None)  # DeltaFedAvg's RoundOutcome
     if outcome is not None:
-        outcome.secagg_seconds[stage] = round(seconds, 3)
+        outcome.secagg_seconds[name] = round(time.perf_counter() - t0, 3)
+    return ok
 
 
 class DropoutTolerantSecAggPlus(SecAggPlusWorkflow):
     """SecAgg+ whose round survives losing clients at setup and share-keys."""
 
     def setup_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
-        t0 = time.perf_counter()
-        ok = super().setup_stage(grid, context, state)
-        _record(context, "setup", time.perf_counter() - t0)
-        return ok
+        return _timed("setup", super().setup_stage, grid, context, state)
 
     def collect_masked_vectors_stage(
         self, grid: Grid, context: LegacyContext, state: WorkflowState
     ) -> bool:
-        t0 = time.perf_counter()
-        ok = super().collect_masked_vectors_stage(grid, context, state)
-        _record(context, "collect_masked_vectors", time.perf_counter() - t0)
-        return ok
+        stage = super().collect_masked_vectors_stage
+        return _timed("collect_masked_vectors", stage, grid, context, state)
 
     def unmask_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
-        t0 = time.perf_counter()
-        ok = super().unmask_stage(grid, context, state)
-        _record(context, "unmask", time.perf_counter() - t0)
-        return ok
+        return _timed("unmask", super().unmask_stage, grid, context, state)
 
     def share_keys_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
-        t0 = time.perf_counter()
-        ok = super().share_keys_stage(grid, context, state)
-        _record(context, "share_keys", time.perf_counter() - t0)
+        ok = _timed("share_keys", super().share_keys_stage, grid, context, state)
         holders = set(state.active_node_ids)
         lost = state.sampled_node_ids - holders
         if lost:
