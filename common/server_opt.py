@@ -42,7 +42,6 @@ class ServerOptimizer:
     def __init__(self, cfg: ServerOptConfig, shapes: list[tuple[int, ...]]) -> None:
         self.cfg = cfg
         self.first = [np.zeros(s, dtype=np.float64) for s in shapes]  # velocity or m
-        self.second = [np.zeros(s, dtype=np.float64) for s in shapes]  # v (adaptive only)
 
     def step(self, global_arrays: Arrays, mean_delta: Arrays) -> Arrays:
         """The new global arrays (float32) after the delta ``mean_delta``."""
@@ -63,6 +62,10 @@ class FedAvgM(ServerOptimizer):
 
 
 class FedAdam(ServerOptimizer):
+    def __init__(self, cfg: ServerOptConfig, shapes: list[tuple[int, ...]]) -> None:
+        super().__init__(cfg, shapes)
+        self.second = [np.zeros(s, dtype=np.float64) for s in shapes]  # v
+
     def _second(self, i: int, d2: np.ndarray) -> np.ndarray:
         return self.cfg.beta2 * self.second[i] + (1 - self.cfg.beta2) * d2
 
