@@ -54,6 +54,15 @@ def _fedssl(
     )
 
 
+def wait_for_devices(log: Path, server: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until ``fedssl server`` logs that it waits for its devices (or fails to start)."""
+    deadline = time.monotonic() + timeout
+    while "waiting for" not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise RuntimeError(f"server did not start; see {log}")
+        time.sleep(0.5)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,11 +118,7 @@ def run_deployment(
         root,
         record=root / "rec-deploy",
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while "waiting for" not in (root / "server.log").read_text(errors="replace"):
-        if time.monotonic() > deadline or server.poll() is not None:
-            raise RuntimeError(f"server did not start; see {root / 'server.log'}")
-        time.sleep(0.5)
+    wait_for_devices(root / "server.log", server, 120)
     t0 = time.perf_counter()
     clients = [
         _fedssl(

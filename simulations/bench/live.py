@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from simulations.bench.deployment import _fedssl, _free_port
+from client.live.preparation import AGENT_FOLDER
+from simulations.bench.deployment import _fedssl, _free_port, wait_for_devices
 
 TRAIN_USERS, UNSEEN_USERS = tuple(range(1, 22)), tuple(range(22, 31))
 N_ACTIONS, LABELS_PER_CLASS = 6, 10  # HAPT's six activities
@@ -85,7 +86,7 @@ def run(
         root / "server.log",
         root,
     )  # fmt: skip
-    _wait_for_text(root / "server.log", "waiting for", server, 180)
+    wait_for_devices(root / "server.log", server, 180)
     commands = {
         name: [
             "client", "--server", f"127.0.0.1:{port}", "--stream", f"npz:{streams[user]}",
@@ -162,14 +163,6 @@ def kill_report(root: Path, killed: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _wait_for_text(log: Path, text: str, proc: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in log.read_text(errors="replace"):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError(f"server did not start; see {log}")
-        time.sleep(0.5)
-
-
 def _training_spans(state: Path) -> list[tuple[float, float]]:
     """When the device ran its training tasks (wall clock)."""
     spans = []
@@ -184,17 +177,8 @@ def _training_spans(state: Path) -> list[tuple[float, float]]:
 def summarize(root: Path, names: list[str], quiet: str | None = None) -> dict[str, Any]:
     """The figures of ``live.json`` from the devices' files; ``quiet``: the device whose
     agent had a core of its own (its latency is reported apart as well)."""
-    decisions: list[dict[str, Any]] = []
-    counts: list[dict[str, Any]] = []
-    for name in names:
-        state = root / name
-        rows = [json.loads(x) for x in (state / "decisions.jsonl").read_text().splitlines()]
-        spans = _training_spans(state) if (state / "timing.jsonl").exists() else []
-        for r in rows:
-            r["training"] = any(a <= r["time"] <= b for a, b in spans)
-            r["device"] = name
-        decisions += rows
-        counts.append(json.loads((state / "agent" / "counts.json").read_text()))
+    decisions = load_decisions(root, names)
+    counts = [json.loads((root / n / AGENT_FOLDER / "counts.json").read_text()) for n in names]
     metrics = [json.loads(x) for x in (root / "out" / "metrics.jsonl").read_text().splitlines()]
     by_round = _by_round(decisions)
     out = {
@@ -220,6 +204,21 @@ def summarize(root: Path, names: list[str], quiet: str | None = None) -> dict[st
             **latency([d for d in decisions if d["device"] == quiet]),
         }
     return out
+
+
+def load_decisions(root: Path, names: list[str]) -> list[dict[str, Any]]:
+    """Every device's logged decisions, each marked with its ``device`` and whether that
+    device was ``training`` at the time."""
+    decisions: list[dict[str, Any]] = []
+    for name in names:
+        state = root / name
+        rows = [json.loads(x) for x in (state / "decisions.jsonl").read_text().splitlines()]
+        spans = _training_spans(state) if (state / "timing.jsonl").exists() else []
+        for r in rows:
+            r["training"] = any(a <= r["time"] <= b for a, b in spans)
+            r["device"] = name
+        decisions += rows
+    return decisions
 
 
 def latency(decisions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -273,12 +272,7 @@ def with_baselines(root: Path, result: dict[str, Any], users: tuple[int, ...]) -
     rewards = {
         n: replay_rewards(root / f"{n}.npz", root / n, N_ACTIONS, LABELS_PER_CLASS) for n in names
     }
-    decisions = [
-        {**json.loads(x), "device": n}
-        for n in names
-        for x in (root / n / "decisions.jsonl").read_text().splitlines()
-    ]
-    result["baseline_reward_rate_by_round"] = rates_by_round(decisions, rewards)
+    result["baseline_reward_rate_by_round"] = rates_by_round(load_decisions(root, names), rewards)
 
 
 def main(argv: list[str] | None = None) -> int:
