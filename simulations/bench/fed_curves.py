@@ -18,7 +18,6 @@ draws their curves.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 import sys
@@ -31,35 +30,28 @@ TARGETS = (0.93, 0.95)
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    from common.config import ConfigError, parse_set_items
+
     name, _, body = text.partition(":")
     if not name:
         raise SystemExit(f"--variant {text!r}: expected NAME:KEY=VALUE,...")
-    items = {}
-    for item in filter(None, body.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise SystemExit(f"--variant {text!r}: {item!r} is not KEY=VALUE")
-        items[key.strip()] = value.strip()
-    return name, items
+    try:
+        return name, parse_set_items([item for item in body.split(",") if item])
+    except ConfigError as exc:
+        raise SystemExit(f"--variant {text!r}: {exc}") from None
 
 
-def run_one(base: dict[str, Any], overrides: dict[str, str], seed: int, out: Path) -> list[dict]:  # type: ignore[type-arg]
+def run_one(
+    base: dict[str, Any], overrides: dict[str, str], seed: int, out: Path
+) -> list[dict[str, Any]]:
     """One simulate run; per round: the probe accuracy and the wall seconds so far."""
     from common.config import RunConfig
-    from common.serialize import load_encoder
-    from simulations.benchmark.arms import _linear
+    from simulations.benchmark.arms import federated_curve
     from simulations.benchmark.federated import simulate_federated
 
     cfg = RunConfig.from_flat({**base, **overrides, "seed": seed})
     simulate_federated(cfg, out)
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    elapsed = np.cumsum([r.get("seconds", 0.0) for r in rows if r.get("round", 0) > 0])
-    curve = []
-    for path in sorted(glob.glob(str(out / "checkpoints" / "round-*.pt"))):
-        rnd = int(Path(path).stem.split("-")[1])
-        wall = float(elapsed[rnd - 1]) if 0 < rnd <= len(elapsed) else 0.0
-        curve.append({"round": rnd, "linear": _linear(load_encoder(path), cfg), "seconds": wall})
-    return curve
+    return federated_curve(cfg, out)
 
 
 def _mean_se(values: list[float]) -> str:
@@ -138,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     base: dict[str, Any] = {"dataset": "hapt"}
     if args.quick:
         base.update({"num-server-rounds": 4, "local-epochs": 1})
-    base.update(parse_variant("base:" + ",".join(args.set))[1])
+    from common.config import parse_set_items
+
+    base.update(parse_set_items(args.set))
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}

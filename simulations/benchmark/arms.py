@@ -96,18 +96,25 @@ def _federated_arm(
     from simulations.benchmark.federated import simulate_federated
 
     results["seconds"]["federated"] = simulate_federated(cfg, fed_dir, ray_address)
-    ckpts = sorted(glob.glob(str(fed_dir / "checkpoints" / "round-*.pt")))
-    results["curves"]["federated"] = [
-        [int(Path(c).stem.split("-")[1]), _linear(load_encoder(c), cfg)] for c in ckpts
-    ]
-    # against wall seconds: the rounds' own durations (metrics.jsonl), summed
-    rows = [json.loads(x) for x in (fed_dir / "metrics.jsonl").read_text().splitlines()]
-    ended = np.cumsum([0.0] + [float(r.get("seconds", 0.0)) for r in rows if r.get("round")])
-    results["curves_seconds"]["federated"] = [
-        [float(ended[min(rnd, len(ended) - 1)]), acc] for rnd, acc in results["curves"]["federated"]
-    ]
+    curve = federated_curve(cfg, fed_dir)
+    results["curves"]["federated"] = [[c["round"], c["linear"]] for c in curve]
+    results["curves_seconds"]["federated"] = [[c["seconds"], c["linear"]] for c in curve]
     results["arms"]["federated"] = _suite(load_encoder(fed_dir / "encoder.pt"), cfg, plan)
-    results["arms"]["random_init"] = _suite(load_encoder(ckpts[0]), cfg, plan)
+    random_init = sorted(glob.glob(str(fed_dir / "checkpoints" / "round-*.pt")))[0]
+    results["arms"]["random_init"] = _suite(load_encoder(random_init), cfg, plan)
+
+
+def federated_curve(cfg: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
+    """A finished run's linear probe after every round (round 0: the random init), with
+    the wall seconds its rounds had taken by then (their own durations, summed)."""
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    ended = np.cumsum([0.0] + [float(r.get("seconds", 0.0)) for r in rows if r.get("round")])
+    curve = []
+    for path in sorted(glob.glob(str(run_dir / "checkpoints" / "round-*.pt"))):
+        rnd = int(Path(path).stem.split("-")[1])
+        seconds = float(ended[min(rnd, len(ended) - 1)])
+        curve.append({"round": rnd, "linear": _linear(load_encoder(path), cfg), "seconds": seconds})
+    return curve
 
 
 def _centralized_arm(
