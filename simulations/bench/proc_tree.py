@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s direct children (none when it is gone)."""
     out: list[int] = []
     task_dir = Path(f"/proc/{pid}/task")
     try:
@@ -35,7 +36,7 @@ def tree_rss_bytes(root: int) -> int:
                     break
         except OSError:
             continue
-        stack.extend(_children(pid))
+        stack.extend(children(pid))
     return total
 
 
@@ -73,7 +74,7 @@ def tree_pids(root: int) -> list[int]:
             continue
         seen.add(pid)
         out.append(pid)
-        stack.extend(_children(pid))
+        stack.extend(children(pid))
     return out
 
 

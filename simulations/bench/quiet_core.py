@@ -14,6 +14,8 @@ import os
 import threading
 from pathlib import Path
 
+from simulations.bench.proc_tree import children
+
 AGENT_MODULE = "client.live.run"
 
 
@@ -56,16 +58,6 @@ def _pin(pid: int, cpus: set[int]) -> None:
             pass
 
 
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            out.extend(int(c) for c in (task / "children").read_text().split())
-    except OSError:
-        pass
-    return out
-
-
 class QuietCore:
     """Watches until ``stop``: the agent of ``state_dir`` on ``core``, its children off."""
 
@@ -82,7 +74,7 @@ class QuietCore:
             if pid is None:
                 continue
             _pin(pid, {self.core})
-            for child in _children(pid):
+            for child in children(pid):
                 _pin(child, self.others)
             self.pinned.add(pid)
 
