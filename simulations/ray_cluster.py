@@ -33,6 +33,13 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def _cannot_join(address: str, exc: Exception) -> RayClusterError:
+    return RayClusterError(
+        f"--ray-address {address}: cannot join a Ray cluster there ({exc}); "
+        "start one with `ray start --head` or drop the option"
+    )
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail at once when nothing listens at ``HOST:PORT`` (Ray itself would retry for
     minutes); ``auto`` and other forms are left to Ray."""
@@ -42,10 +49,7 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise RayClusterError(
-            f"--ray-address {address}: cannot join a Ray cluster there ({exc}); "
-            "start one with `ray start --head` or drop the option"
-        ) from None
+        raise _cannot_join(address, exc) from None
 
 
 def join_cluster(address: str) -> str:
@@ -56,10 +60,7 @@ def join_cluster(address: str) -> str:
     try:
         ray.init(address=address, runtime_env={"env_vars": worker_env()}, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise RayClusterError(
-            f"--ray-address {address}: cannot join a Ray cluster there ({exc}); "
-            "start one with `ray start --head` or drop the option"
-        ) from None
+        raise _cannot_join(address, exc) from None
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     cpus = sum(float(n.get("Resources", {}).get("CPU", 0)) for n in nodes)
     return f"the Ray cluster at {address} ({len(nodes)} nodes, {cpus:g} CPUs)"
