@@ -60,7 +60,7 @@ def evaluate_on_device(
     method = method_from_arrays(cfg, tuple(x.shape[1:]), arrays)
     rng = np.random.default_rng(settings.seed)
     held_out = np.sort(rng.permutation(len(x))[: max(2, round(HOLDOUT * len(x)))])
-    augment = make_augment("sensor" if x.ndim == 3 else "image")
+    augment = make_augment("sensor" if x.ndim == 3 else "image", cfg.augment_strength)
     loss = pretext_loss(method, x[held_out], augment, batch_size=cfg.batch_size, seed=settings.seed)
     z = embed(method.encoder, x)
     out: dict[str, Scalar] = {

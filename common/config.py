@@ -86,6 +86,12 @@ class RunConfig:
         bound=POSITIVE,
         client=True,
     )
+    augment_strength: float = option(
+        1.0,
+        "scales every augmentation strength of the data's modality for the pretext task (sensor: crop, rotation, gain, jitter, time mask; image: crop, brightness, contrast, blur, noise); 1 = the calibrated defaults",
+        bound=POSITIVE,
+        client=True,
+    )
     fed_algorithm: str = option(
         "fedavg",
         "client-side update rule: fedavg (start from the global model), fedema (FedEMA: blend the global model into the local one, more of the local the further the client drifted), fedu (FedU: global encoder, local predictor while the client diverges); all run on the client, so SecAgg+ is unchanged. fedema and fedu also share the predictor (BYOL, SimSiam)",

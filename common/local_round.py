@@ -158,7 +158,7 @@ def run_local_round(
     for group in start.optimizer.param_groups:
         group["lr"] = lr
     start.method.on_global_update()
-    augment = make_augment("sensor" if x.ndim == 3 else "image").to(device)
+    augment = make_augment("sensor" if x.ndim == 3 else "image", cfg.augment_strength).to(device)
     result = train_epochs(
         start.method,
         x,

@@ -12,11 +12,12 @@ from common.augment.sensor import SensorAugment
 AUGMENTS: dict[str, type[nn.Module]] = {"sensor": SensorAugment, "image": ImageAugment}
 
 
-def make_augment(kind: str, **overrides: Any) -> nn.Module:
+def make_augment(kind: str, strength: float = 1.0, **overrides: Any) -> nn.Module:
     """Augmentation for `kind` ("sensor" for (B, C, L), "image" for (B, C, H, W)).
 
-    `overrides` are passed to the constructor (e.g. max_rotation_deg=30); anything not given
-    keeps the calibrated default.
+    `strength` scales every calibrated strength (the run option ``augment-strength``);
+    `overrides` are passed to the constructor instead (e.g. max_rotation_deg=30), anything
+    not given keeping the calibrated default. The two do not mix.
     """
     try:
         cls = AUGMENTS[kind]
@@ -24,7 +25,13 @@ def make_augment(kind: str, **overrides: Any) -> nn.Module:
         raise ValueError(
             f"unknown augmentation kind {kind!r}; choose one of {sorted(AUGMENTS)}"
         ) from None
-    return cls(**overrides)
+    if not strength > 0:
+        raise ValueError(f"augmentation strength must be > 0, got {strength}")
+    if strength == 1.0:
+        return cls(**overrides)
+    if overrides:
+        raise ValueError("give either an augmentation strength or explicit overrides, not both")
+    return cls.with_strength(strength)  # type: ignore[attr-defined]
 
 
 def augment_kind_for(input_shape: tuple[int, ...]) -> str:

@@ -55,6 +55,23 @@ class ImageAugment(nn.Module):
         self.blur_sigma = blur_sigma
         self.noise_std = noise_std
 
+    @classmethod
+    def with_strength(cls, strength: float) -> ImageAugment:
+        """The calibrated defaults with every strength scaled by ``strength`` (1 = unchanged).
+
+        The crop scales its range of areas (1 - crop_min_area), clipped to keep 5 % of the
+        image; brightness, contrast and noise scale linearly, the blur probability too (at
+        most 1). The flip is not a strength and stays.
+        """
+        d = cls()
+        return cls(
+            crop_min_area=max(1.0 - (1.0 - d.crop_min_area) * strength, 0.05),
+            brightness=d.brightness * strength,
+            contrast=d.contrast * strength,
+            blur_p=min(d.blur_p * strength, 1.0),
+            noise_std=d.noise_std * strength,
+        )
+
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if x.dim() != 4:
             raise ValueError(f"ImageAugment expects (B, C, H, W), got shape {tuple(x.shape)}")

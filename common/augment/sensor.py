@@ -81,6 +81,23 @@ class SensorAugment(nn.Module):
         self.time_mask_p = time_mask_p
         self.crop_min = crop_min
 
+    @classmethod
+    def with_strength(cls, strength: float) -> SensorAugment:
+        """The calibrated defaults with every strength scaled by ``strength`` (1 = unchanged).
+
+        The crop scales its range (1 - crop_min) and the mask its span, each clipped to what
+        still leaves a window; rotation, gain and jitter scale linearly.
+        """
+        d = cls()
+        return cls(
+            jitter_std=d.jitter_std * strength,
+            scale_std=d.scale_std * strength,
+            max_rotation_deg=d.max_rotation_deg * strength,
+            time_mask_frac=min(d.time_mask_frac * strength, 0.9),
+            time_mask_p=d.time_mask_p,
+            crop_min=max(1.0 - (1.0 - d.crop_min) * strength, 0.1),
+        )
+
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if x.dim() != 3:
             raise ValueError(f"SensorAugment expects (B, C, L), got shape {tuple(x.shape)}")

@@ -44,7 +44,7 @@ def ssl_pretrain(
     method, _, _ = build_model(cfg, tuple(x.shape[1:]))
     method.to(device)
     opt = make_optimizer(method, "adam", lr=cfg.learning_rate)
-    aug = make_augment(augment_kind_for(tuple(x.shape[1:]))).to(device)
+    aug = make_augment(augment_kind_for(tuple(x.shape[1:])), cfg.augment_strength).to(device)
     step = every if every > 0 else epochs
     done = 0
     while done < epochs:
