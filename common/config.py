@@ -29,10 +29,11 @@ from common.server_opt import SERVER_OPTIMIZERS
 
 Scalar = bool | int | float | str
 
-# The largest number of clients whose quantized sum fits SecAgg+'s modulus:
-# beyond modulus/quantization the sum wraps around silently.
 DEFAULT_QUANTIZATION_RANGE = 2**22
-DEFAULT_MODULUS_RANGE = 2**32
+# The smallest automatic SecAgg+ modulus (Flower's default). Larger cohorts get a larger
+# one; the server sums the masked int64 vectors, so clients x modulus must stay < 2**63.
+MIN_AUTO_MODULUS = 2**32
+INT64_LIMIT = 2**63
 LR_SCHEDULES = ("constant", "cosine")
 DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
 SHAPE_PATTERN = re.compile(r"\d+(x\d+)*")
@@ -206,12 +207,16 @@ class RunConfig:
         client=True,
     )
     quantization_range: int = option(
-        DEFAULT_QUANTIZATION_RANGE, "SecAgg+ quantization levels", bound=POSITIVE
+        DEFAULT_QUANTIZATION_RANGE,
+        "SecAgg+ quantization levels",
+        bound=Bound(
+            "must be in 1 .. 2^31 - 1 (Flower quantizes to int32)", lambda v: 0 < v < 2**31
+        ),
     )
     modulus_range: int = option(
-        DEFAULT_MODULUS_RANGE,
-        "SecAgg+ modulus (a power of 2); at most modulus/quantization clients fit in a round",
-        bound=Bound("must be a power of 2", lambda v: v > 0 and bin(v).count("1") == 1),
+        0,
+        "SecAgg+ modulus (a power of 2); 0 = auto: the smallest power of 2 from 2^32 up that holds the quantized sum of the round's clients, so the sum never wraps and quantization keeps its levels at any cohort; an explicit modulus holds fewer than modulus/quantization clients",
+        bound=Bound("must be 0 (auto) or a power of 2", lambda v: v == 0 or bin(v).count("1") == 1),
     )
     max_weight: float = option(
         0.0,
@@ -376,6 +381,20 @@ class RunConfig:
             threshold = shares - 1
         return shares, threshold
 
+    def secagg_modulus(self, clients_per_round: int) -> int:
+        """The SecAgg+ modulus for a round of ``clients_per_round``, resolving auto.
+
+        Each client's quantized value lies in [0, quantization-range] (both ends
+        included: a value clipped at +clipping-range quantizes to the top level), so the
+        sum of n clients needs a modulus above n x quantization-range.
+        """
+        if self.modulus_range:
+            return self.modulus_range
+        modulus = MIN_AUTO_MODULUS
+        while modulus <= clients_per_round * self.quantization_range:
+            modulus *= 2
+        return modulus
+
     def round_learning_rate(self, server_round: int) -> float:
         """The local learning rate in ``server_round`` (1-based) under ``lr-schedule``.
 
@@ -398,9 +417,10 @@ class RunConfig:
 
 def check_combinations(cfg: RunConfig) -> None:
     """Keys that constrain each other; each error names the key to change."""
-    if cfg.modulus_range <= cfg.quantization_range:
+    if cfg.modulus_range and cfg.modulus_range <= cfg.quantization_range:
         raise ConfigError(
-            "modulus-range must be greater than quantization-range (both > 0)", "modulus-range"
+            "modulus-range must be greater than quantization-range (or 0 = auto)",
+            "modulus-range",
         )
     if cfg.num_shares and cfg.reconstruction_threshold:
         check_threshold(cfg.num_shares, cfg.reconstruction_threshold)

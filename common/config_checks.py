@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from common.config import ConfigError, RunConfig, check_threshold
+from common.config import INT64_LIMIT, ConfigError, RunConfig, check_threshold
 
 
 def check_secagg_cohort(cfg: RunConfig, clients_per_round: int) -> None:
@@ -16,12 +16,7 @@ def check_secagg_cohort(cfg: RunConfig, clients_per_round: int) -> None:
             "(raise num-clients or fraction-train, or switch secure-aggregation off)",
             "num-clients",
         )
-    limit = cfg.modulus_range // cfg.quantization_range
-    if clients_per_round > limit:
-        raise ConfigError(
-            f"{clients_per_round} clients per round exceed modulus-range/quantization-range "
-            f"= {limit}: the SecAgg+ sum would wrap around silently; raise modulus-range"
-        )
+    _check_modulus(cfg, clients_per_round)
     shares, threshold = cfg.secagg_shares(clients_per_round)
     if shares > clients_per_round:
         raise ConfigError(
@@ -29,6 +24,26 @@ def check_secagg_cohort(cfg: RunConfig, clients_per_round: int) -> None:
             "num-shares",
         )
     check_threshold(shares, threshold)
+
+
+def _check_modulus(cfg: RunConfig, clients_per_round: int) -> None:
+    """The quantized sum must fit the modulus, and the server's int64 sum the modulus."""
+    modulus = cfg.secagg_modulus(clients_per_round)
+    top = clients_per_round * cfg.quantization_range  # every client at its top level
+    if top >= modulus:
+        limit = (modulus - 1) // cfg.quantization_range
+        raise ConfigError(
+            f"{clients_per_round} clients per round do not fit modulus-range {modulus} at "
+            f"quantization-range {cfg.quantization_range} (at most {limit}): the SecAgg+ "
+            "sum would wrap around silently; set modulus-range 0 (auto) or raise it",
+            "modulus-range",
+        )
+    if clients_per_round * modulus >= INT64_LIMIT:
+        raise ConfigError(
+            f"{clients_per_round} clients per round at modulus-range {modulus} overflow "
+            "the server's 64-bit sum of masked vectors; lower quantization-range",
+            "quantization-range",
+        )
 
 
 def check_names(cfg: RunConfig) -> None:

@@ -54,7 +54,7 @@ def make_fit_workflow(cfg: RunConfig, clients_per_round: int) -> Workflow:
         max_weight=cfg.max_weight,
         clipping_range=cfg.clipping_range,
         quantization_range=cfg.quantization_range,
-        modulus_range=cfg.modulus_range,
+        modulus_range=cfg.secagg_modulus(clients_per_round),
         timeout=cfg.secagg_timeout,
     )
 

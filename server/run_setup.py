@@ -190,6 +190,9 @@ def log_run_start(setup: RunSetup) -> None:
         setup.per_round,
         cfg.num_server_rounds,
         secagg,
-        f" (num-shares {shares[0]}, threshold {shares[1]})" if shares else "",
+        f" (num-shares {shares[0]}, threshold {shares[1]}, "
+        f"modulus 2^{cfg.secagg_modulus(setup.per_round).bit_length() - 1})"
+        if shares
+        else "",
         setup.out.dir,
     )

@@ -77,11 +77,31 @@ def test_strings_from_a_cli_are_coerced() -> None:
     assert cfg.num_server_rounds == 7 and cfg.secure_aggregation is False
 
 
-def test_too_many_clients_for_the_modulus_is_refused() -> None:
+def test_too_many_clients_for_an_explicit_modulus_is_refused() -> None:
+    # Each client's value can reach the top level q itself, so n * q must stay < modulus:
+    # 1024 clients at their top level would sum to exactly 2^32 and wrap to 0.
     cfg = RunConfig(quantization_range=2**22, modulus_range=2**32)
-    check_secagg_cohort(cfg, 1024)
-    with pytest.raises(ConfigError, match="wrap"):
-        check_secagg_cohort(cfg, 1025)
+    check_secagg_cohort(cfg, 1023)
+    with pytest.raises(ConfigError, match="wrap") as err:
+        check_secagg_cohort(cfg, 1024)
+    assert err.value.key == "modulus-range"
+
+
+@pytest.mark.parametrize(
+    ("clients", "modulus"),
+    [(3, 2**32), (1023, 2**32), (1024, 2**33), (1000, 2**32), (10_000, 2**36), (100_000, 2**39)],
+)
+def test_the_auto_modulus_is_the_smallest_that_holds_the_sum(clients: int, modulus: int) -> None:
+    cfg = RunConfig()  # modulus-range 0 = auto, quantization 2^22
+    assert cfg.secagg_modulus(clients) == modulus
+    assert clients * 2**22 < modulus and (modulus == 2**32 or clients * 2**22 >= modulus // 2)
+    check_secagg_cohort(cfg, clients)
+
+
+def test_a_modulus_beyond_the_servers_int64_sum_is_refused() -> None:
+    with pytest.raises(ConfigError, match="64-bit") as err:
+        check_secagg_cohort(RunConfig(quantization_range=2**30, num_shares=21), 2**23)
+    assert err.value.key == "quantization-range"
 
 
 def test_secagg_needs_three_clients_and_enough_neighbours() -> None:

@@ -93,6 +93,18 @@ def test_secagg_aggregate_equals_fedavg_of_client_deltas(tmp_path: Path) -> None
     assert all(torch.equal(final[k], last[k]) for k in final)
 
 
+def test_secagg_with_a_modulus_beyond_32_bits_still_sums_exactly(tmp_path: Path) -> None:
+    # Large cohorts get a modulus above 2^32 (auto); Flower documents 2^32 as its limit,
+    # but masks and sums are int64 throughout. Masks drawn over 2^40 only cancel if every
+    # step of client and server keeps all 40 bits.
+    out = tmp_path / "secagg40"
+    proc = _simulate(out, "--set", f"modulus-range={2**40}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "modulus 2^40" in proc.stderr
+    assert all(r["clients_aggregated"] == 3 for r in _rows(out))
+    _check_against_fedavg(out, _run_config(secure=True), rounds=2)
+
+
 def test_plain_fedavg_run_for_comparison(tmp_path: Path) -> None:
     out = tmp_path / "plain"
     proc = _simulate(out, "--no-secure-aggregation")

@@ -39,9 +39,7 @@ def test_image_parameters_scale_and_stay_valid() -> None:
     assert huge.crop_min_area == pytest.approx(0.05) and huge.blur_p == 1.0
 
 
-@pytest.mark.parametrize(
-    ("kind", "shape"), [("sensor", (64, 6, 128)), ("image", (64, 1, 28, 28))]
-)
+@pytest.mark.parametrize(("kind", "shape"), [("sensor", (64, 6, 128)), ("image", (64, 1, 28, 28))])
 def test_stronger_views_move_further_from_the_input(kind: str, shape: tuple[int, ...]) -> None:
     x = torch.rand(shape, generator=torch.Generator().manual_seed(2))
     d = [_distance(make_augment(kind, s), x) for s in (0.25, 1.0, 2.0)]
