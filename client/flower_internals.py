@@ -28,6 +28,8 @@ Flower 1.42 offers no public hook for either of these, and both are small:
    not for any reply (``_push_until_current_reply``).
 
 ``tests/client/test_flower_internals.py`` fails loudly when Flower moves any of these.
+The simulation engine's one patch (its message delivery loop) lives beside the engine,
+in ``simulations/flower_vce.py``, and checks its names through ``flower_module``.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ class FlowerInternalsError(FedsslError, RuntimeError):
     """The installed Flower lacks a name fedssl relies on: fedssl must be updated."""
 
 
-def _module(name: str, required: tuple[str, ...]) -> ModuleType:
+def flower_module(name: str, required: tuple[str, ...]) -> ModuleType:
     import importlib
 
     import flwr
@@ -141,7 +143,7 @@ def run_superexec_with(
     parent_pid: int | None,
 ) -> None:
     """Flower's SuperExec loop, launching every task through ``executor`` (blocks)."""
-    superexec = _module(SUPEREXEC_MODULE, SUPEREXEC_NAMES)
+    superexec = flower_module(SUPEREXEC_MODULE, SUPEREXEC_NAMES)
     superexec.get_executor = lambda *args, **kwargs: executor  # type: ignore[attr-defined]
     superexec.run_superexec(
         runtime_api_address=runtime_api_address,
@@ -161,7 +163,7 @@ def run_checked_clientapp(
     ``check`` None (a device without a CA, ``--insecure``) runs any bundle. Exits the
     process, as ``flwr-clientapp`` does.
     """
-    clientapp = _module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
+    clientapp = flower_module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
     if check is not None:
         _guard_fab_install(clientapp, check)
     _shorten_pull_backoff(
@@ -245,7 +247,7 @@ def shorten_supernode_polls(idle_s: float, reply_s: float) -> None:
     the ClientApp's reply every ``reply_s`` (Flower: 3 s and 0.5 s, hard-coded)."""
     import time
 
-    module = _module(SUPERNODE_MODULE, SUPERNODE_NAMES)
+    module = flower_module(SUPERNODE_MODULE, SUPERNODE_NAMES)
     if not isinstance(module.time, ModuleType):
         return  # already shortened in this process
     module.time = _ShorterSleeps(time, idle_s, reply_s)  # type: ignore[attr-defined]

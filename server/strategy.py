@@ -150,12 +150,12 @@ class DeltaFedAvg(FedAvg):
             # weighted themselves equally; the aggregate is the same in every result).
             weights = np.ones(len(results), dtype=np.float64)
         try:
-            deltas = [self._from_wire(res.parameters) for _, res in results]
+            deltas, group_weights = self._distinct_deltas(results, weights)
         except WireShapeError as exc:
             out.reason = f"aggregate does not fit the global encoder: {exc}"
             return None, {}
         mean = [
-            sum(w * d[i].astype(np.float64) for w, d in zip(weights, deltas, strict=True))
+            sum(w * d[i].astype(np.float64) for w, d in zip(group_weights, deltas, strict=True))
             / weights.sum()
             for i in range(len(deltas[0]))
         ]
@@ -185,6 +185,21 @@ class DeltaFedAvg(FedAvg):
         if out.train_loss is not None:
             metrics["train-loss"] = out.train_loss
         return ndarrays_to_parameters(new), metrics
+
+    def _distinct_deltas(
+        self, results: list[tuple[ClientProxy, FitRes]], weights: np.ndarray
+    ) -> tuple[list[list[np.ndarray]], list[float]]:
+        """Each distinct ``Parameters`` object decoded once, with its results' summed weight.
+
+        Flower's SecAgg+ workflow puts the one unmasked aggregate into every result: at
+        1,000 clients decoding and summing it per result took 12 s of a round.
+        """
+        groups: dict[int, tuple[Parameters, float]] = {}
+        for (_, res), w in zip(results, weights, strict=True):
+            params, total = groups.get(id(res.parameters), (res.parameters, 0.0))
+            groups[id(res.parameters)] = (params, total + float(w))
+        deltas = [self._from_wire(params) for params, _ in groups.values()]
+        return deltas, [total for _, total in groups.values()]
 
     def _from_wire(self, parameters: Parameters) -> list[np.ndarray]:
         """A result's delta (one flat vector on the wire) in the global arrays' shapes."""

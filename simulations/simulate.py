@@ -109,6 +109,7 @@ def simulate(
     from client.client_app import app as client_app
     from server.run import RunFailedError
     from server.server_app import make_server_app
+    from simulations.flower_vce import use_single_pass_delivery
     from simulations.ray_cluster import join_cluster
 
     chatter = _flower_to_file(Path(cfg.out_dir) / "logs" / "flower.log")
@@ -129,6 +130,7 @@ def simulate(
         where,
         chatter,
     )
+    use_single_pass_delivery()  # one walk of the link state per sweep, not one per node
     failed_msg = None
     try:
         run_simulation(

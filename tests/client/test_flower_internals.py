@@ -20,7 +20,7 @@ from client.flower_internals import (
     SUPERNODE_REPLY_SLEEP_S,
     VERIFIED_FLWR,
     FlowerInternalsError,
-    _module,
+    flower_module,
 )
 
 
@@ -32,7 +32,7 @@ def test_flower_is_a_verified_release() -> None:
 
 
 def test_run_superexec_builds_its_executor_through_get_executor() -> None:
-    module = _module(SUPEREXEC_MODULE, SUPEREXEC_NAMES)
+    module = flower_module(SUPEREXEC_MODULE, SUPEREXEC_NAMES)
     code = module.run_superexec.__code__
     assert "get_executor" in code.co_names  # looked up in the module at call time
     params = inspect.signature(module.run_superexec).parameters
@@ -42,7 +42,7 @@ def test_run_superexec_builds_its_executor_through_get_executor() -> None:
 
 
 def test_run_clientapp_pulls_then_installs_through_module_names() -> None:
-    module = _module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
+    module = flower_module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
     names = module.run_clientapp.__code__.co_names
     assert "pull_task_input" in names and "install_from_fab" in names
     source = inspect.getsource(module.run_clientapp)
@@ -65,14 +65,14 @@ def test_executor_protocol_has_the_methods_fedssl_implements() -> None:
 
 def test_a_missing_name_is_reported_with_the_fix() -> None:
     with pytest.raises(FlowerInternalsError, match="verified with flwr"):
-        _module("flwr.supercore.superexec.run_superexec", ("no_such_function",))
+        flower_module("flwr.supercore.superexec.run_superexec", ("no_such_function",))
     importlib.import_module(SUPEREXEC_MODULE)  # unchanged by the failed lookup
 
 
 def test_the_supernode_sleeps_fedssl_shortens_are_where_they_were() -> None:
     """The idle pull sleeps a literal 3 s and the reply wait 0.5 s, both as
     ``time.sleep`` through the module's own ``time`` name."""
-    module = _module(SUPERNODE_MODULE, SUPERNODE_NAMES)
+    module = flower_module(SUPERNODE_MODULE, SUPERNODE_NAMES)
     loop = inspect.getsource(module.start_client_internal)
     push = inspect.getsource(module._push_messages)
     assert f"time.sleep({SUPERNODE_IDLE_SLEEP_S})" in loop
@@ -95,14 +95,14 @@ def test_shortened_sleeps_map_only_flowers_two_values(monkeypatch: pytest.Monkey
 
 
 def test_the_clientapp_pulls_its_message_through_a_backoff_fedssl_can_set() -> None:
-    module = _module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
+    module = flower_module(CLIENTAPP_MODULE, CLIENTAPP_NAMES)
     assert "pull_and_inflate_object_from_tree" in module.pull_task_input.__code__.co_names
     params = inspect.signature(module.pull_and_inflate_object_from_tree).parameters
     assert "initial_backoff" in params and "backoff_cap" in params
 
 
 def test_the_supernode_pulls_a_message_through_a_backoff_fedssl_can_set() -> None:
-    module = _module(SUPERNODE_MODULE, SUPERNODE_NAMES)
+    module = flower_module(SUPERNODE_MODULE, SUPERNODE_NAMES)
     assert "pull_objects" in module._pull_and_store_message.__code__.co_names
     params = inspect.signature(module.pull_objects).parameters
     assert "initial_backoff" in params and "backoff_cap" in params
@@ -111,7 +111,7 @@ def test_the_supernode_pulls_a_message_through_a_backoff_fedssl_can_set() -> Non
 def test_the_supernode_loop_pulls_then_pushes_with_the_names_fedssl_wraps() -> None:
     """The loop takes the pulled message's run from ``_pull_and_store_message`` and calls
     ``_push_messages`` by keyword; the push hands each reply to ``send`` first."""
-    module = _module(SUPERNODE_MODULE, SUPERNODE_NAMES)
+    module = flower_module(SUPERNODE_MODULE, SUPERNODE_NAMES)
     loop = inspect.getsource(module.start_client_internal)
     assert "run_id = _pull_and_store_message(" in loop and "_push_messages(" in loop
     for keyword in ("state=state", "object_store=store", "send=send", "push_object=push_object"):

@@ -52,6 +52,34 @@ def test_aggregate_equals_weighted_mean_reference() -> None:
     assert s.outcome.completed and s.outcome.clients_aggregated == 3
 
 
+def test_a_shared_secagg_aggregate_is_decoded_once_and_applied_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Flower's SecAgg+ workflow hands every result the same unmasked aggregate object,
+    # beside results that carry their own (a mix never happens, but must still add up).
+    rng = np.random.default_rng(1)
+    init = [rng.normal(size=(4, 3)).astype(np.float32)]
+    shared, own = ([rng.normal(size=(4, 3)).astype(np.float32)] for _ in range(2))
+    results = [_res(shared, 10, 1.0) for _ in range(4)]
+    for _, fitres in results[1:]:
+        fitres.parameters = results[0][1].parameters
+    results.append(_res(own, 60, 1.0))
+    s = _strategy(init)
+    decoded = 0
+    original = s._from_wire
+
+    def counting(parameters: Any) -> list[np.ndarray]:
+        nonlocal decoded
+        decoded += 1
+        return original(parameters)
+
+    monkeypatch.setattr(s, "_from_wire", counting)
+    params, _ = s.aggregate_fit(1, results, [])
+    assert params is not None and decoded == 2
+    ref = init[0] + (40 * shared[0] + 60 * own[0]) / 100
+    np.testing.assert_allclose(parameters_to_ndarrays(params)[0], ref, atol=1e-6)
+
+
 def test_non_finite_aggregate_keeps_previous_global() -> None:
     init = [np.ones(4, dtype=np.float32)]
     s = _strategy(init)
