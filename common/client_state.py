@@ -18,17 +18,19 @@ class ClientState:
     """What a client keeps between its rounds (one blob in ``context.state`` / on disk)."""
 
     local: Weights  # the weights never sent: BYOL target and counters, local predictors
-    optimizer: dict[str, Any]  # optimizer moments
+    optimizer: dict[str, Any]  # optimizer moments; empty when keep-optimizer-state is off
     shared: Weights | None  # its shared weights after training, when the algorithm needs them
     algorithm: dict[str, float]  # the algorithm's own scalars (FedEMA's scaler)
 
 
-def pack_state(method: SSLMethod, optimizer: torch.optim.Optimizer, algo: FedAlgorithm) -> bytes:
+def pack_state(
+    method: SSLMethod, optimizer: torch.optim.Optimizer | None, algo: FedAlgorithm
+) -> bytes:
     full = method.state_dict()
     shared = algo.shared_keys(method)
     payload = {
         "local": {k: full[k].detach().cpu() for k in algo.local_keys(method)},
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
         "fed-algorithm": algo.name,
         "shared": (
             {k: full[k].detach().cpu().clone() for k in shared}

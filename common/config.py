@@ -159,6 +159,11 @@ class RunConfig:
         choices=LR_SCHEDULES,
         client=True,
     )
+    keep_optimizer_state: bool = option(
+        True,
+        "a client keeps its Adam moments between the rounds it trains in; off = a fresh optimizer each round, for large cohorts: each client trains rarely, and a simulation holds every client's state in the server process (HAPT: 1.5 MB a client)",
+        client=True,
+    )
     seed: int = option(
         0,
         "seeds the partition, the initial model and every client's training",

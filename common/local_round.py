@@ -182,7 +182,8 @@ def run_local_round(
     }
     if state is not None and start.saved is None:
         local["state-discarded"] = 1  # saved under another fed-algorithm
-    blob = pack_state(start.method.cpu(), start.optimizer, start.algo)
+    kept = start.optimizer if cfg.keep_optimizer_state else None
+    blob = pack_state(start.method.cpu(), kept, start.algo)
     return LocalRoundResult(delta, len(x), metrics, blob, local_metrics=local)
 
 
@@ -236,7 +237,8 @@ def _start(
     optimizer = make_optimizer(method, "adam", lr=cfg.learning_rate)
     if saved is not None:
         method.load_state_dict(saved.local, strict=False)
-        optimizer.load_state_dict(saved.optimizer)
+        if saved.optimizer:
+            optimizer.load_state_dict(saved.optimizer)
     else:
         method.init_local_state()
     return _Start(method, algo, keys, optimizer, saved, fed_info)
