@@ -27,6 +27,12 @@ Flower 1.42 offers no public hook for either of these, and both are small:
    entry point runs. Its push step also waits for the reply of the message just pulled,
    not for any reply (``_push_until_current_reply``).
 
+4. **How a client splits its SecAgg+ secrets.** ``secaggplus_mod._share_keys`` splits
+   two secrets a round with pycryptodome's ``Shamir.split`` (about 7 ms here, most of a
+   client's share-keys stage); ``use_fast_shamir_split`` points the mod's
+   ``create_shares`` at ``common.shamir.create_shares`` (same format, CSPRNG
+   coefficients, about 0.5 ms), which Flower's own ``combine_shares`` rebuilds.
+
 ``tests/client/test_flower_internals.py`` fails loudly when Flower moves any of these.
 The simulation engine's one patch (its message delivery loop) lives beside the engine,
 in ``simulations/flower_vce.py``, and checks its names through ``flower_module``.
@@ -57,6 +63,9 @@ CLIENTAPP_NAMES = (
 # the server; Flower then backs off 1 s, 2 s, ... (PULL_INITIAL_BACKOFF). On loopback a
 # short, capped backoff is enough.
 LOCAL_PULL_BACKOFF_S, LOCAL_PULL_BACKOFF_CAP_S = 0.05, 0.5
+
+SECAGG_MOD_MODULE = "flwr.client.mod.secure_aggregation.secaggplus_mod"
+SECAGG_MOD_NAMES = ("create_shares", "_share_keys")
 
 SUPERNODE_MODULE = "flwr.supernode.start_client_internal"
 SUPERNODE_NAMES = (
@@ -240,6 +249,14 @@ class _ShorterSleeps:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
+
+
+def use_fast_shamir_split() -> None:
+    """Point Flower's client SecAgg+ mod at ``common.shamir.create_shares``."""
+    from common.shamir import create_shares
+
+    module = flower_module(SECAGG_MOD_MODULE, SECAGG_MOD_NAMES)
+    module.create_shares = create_shares  # type: ignore[attr-defined]
 
 
 def shorten_supernode_polls(idle_s: float, reply_s: float) -> None:

@@ -18,10 +18,14 @@ from flwr.client.mod import secaggplus_mod
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
+from client.flower_internals import use_fast_shamir_split
 from common.errors import FedsslError
 
 ALLOW_PLAIN_ENV = "FEDSSL_ALLOW_PLAIN_UPDATES"
 ALLOW_PLAIN_KEY = "allow-plain-updates"
+
+
+use_fast_shamir_split()  # the process that imports the mod splits its secrets fast
 
 
 class PlainUpdateRefused(FedsslError, PermissionError):

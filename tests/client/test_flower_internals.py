@@ -12,6 +12,8 @@ import pytest
 from client.flower_internals import (
     CLIENTAPP_MODULE,
     CLIENTAPP_NAMES,
+    SECAGG_MOD_MODULE,
+    SECAGG_MOD_NAMES,
     SUPEREXEC_MODULE,
     SUPEREXEC_NAMES,
     SUPERNODE_IDLE_SLEEP_S,
@@ -21,6 +23,7 @@ from client.flower_internals import (
     VERIFIED_FLWR,
     FlowerInternalsError,
     flower_module,
+    use_fast_shamir_split,
 )
 
 
@@ -168,3 +171,12 @@ def test_the_push_step_waits_for_the_reply_of_the_message_just_pulled() -> None:
     )  # type: ignore[attr-defined]
     late.join()
     assert sent == [10, 20] and state.replies == []
+
+
+def test_the_client_mod_splits_its_secrets_through_the_name_fedssl_replaces() -> None:
+    module = flower_module(SECAGG_MOD_MODULE, SECAGG_MOD_NAMES)
+    assert module._share_keys.__code__.co_names.count("create_shares") == 1
+    use_fast_shamir_split()
+    from common.shamir import create_shares
+
+    assert module.create_shares is create_shares

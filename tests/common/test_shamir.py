@@ -1,16 +1,18 @@
-"""Shamir reconstruction for SecAgg+ against Flower's and pycryptodome's own."""
+"""Shamir sharing for SecAgg+ against Flower's and pycryptodome's own."""
 
 from __future__ import annotations
 
 import os
 import random
 
+import numpy as np
 import pytest
 from Crypto.Protocol.SecretSharing import _Element
 from flwr.common.secure_aggregation.crypto.shamir import combine_shares as flower_combine
 from flwr.common.secure_aggregation.crypto.shamir import create_shares
 
 from common.shamir import combine_shares, gf_inverse, gf_mul, lagrange_at_zero
+from common.shamir import create_shares as fast_split
 
 
 def test_field_arithmetic_matches_pycryptodome() -> None:
@@ -68,3 +70,34 @@ def test_coefficients_are_cached_per_index_set() -> None:
         combine_shares(create_shares(os.urandom(32), 3, 5))
     info = lagrange_at_zero.cache_info()
     assert (info.misses, info.hits) == (1, 4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_our_shares_are_rebuilt_by_flowers_combine(seed: int) -> None:
+    rng = random.Random(seed)
+    for size in (1, 16, 32, 33):
+        n = rng.randint(3, 30)
+        t = rng.randint(2, n)
+        secret = os.urandom(size)
+        shares = fast_split(secret, t, n)
+        assert len(shares) == n and len({s[:4] for s in shares}) == n
+        assert flower_combine(rng.sample(shares, rng.randint(t, n))) == secret
+
+
+def test_split_draws_fresh_uniform_coefficients() -> None:
+    secret = bytes(32)
+    firsts = [fast_split(secret, 3, 5)[0] for _ in range(300)]
+    assert len(set(firsts)) == 300  # a new random polynomial every time
+    # With threshold 3, one share of a fixed secret is uniform: its bytes look it.
+    values = np.frombuffer(b"".join(f[4:] for f in firsts), np.uint8)  # 3 chunks each
+    counts = np.bincount(values, minlength=256)
+    expected = len(values) / 256
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 340  # 255 degrees of freedom: p < 1e-4 above this
+
+
+def test_split_refuses_impossible_thresholds() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        fast_split(b"k", 4, 3)
+    with pytest.raises(ValueError, match="threshold"):
+        fast_split(b"k", 0, 3)
