@@ -146,6 +146,12 @@ class RunConfig:
     local_epochs: int = option(
         2, "local epochs per round", flag="--local-epochs", bound=POSITIVE, client=True
     )
+    local_steps: int = option(
+        0,
+        "local optimizer steps per round; 0 = local-epochs whole epochs, otherwise a round stops after this many steps (within local-epochs)",
+        bound=NON_NEGATIVE,
+        client=True,
+    )
     batch_size: int = option(
         64, "local batch size", flag="--batch-size", bound=POSITIVE, client=True
     )

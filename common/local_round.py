@@ -168,6 +168,7 @@ def run_local_round(
         optimizer=start.optimizer,
         device=device,
         seed=client_seed(cfg.seed, server_round, partition_id),
+        max_steps=cfg.local_steps,
     )
     delta = _finite_delta(start, global_arrays, who)
     delta_norm = l2_norm(delta)

@@ -61,6 +61,7 @@ def train_epochs(
     seed: int = 0,
     drop_last: bool = True,
     progress: Callable[[int, float], None] | None = None,
+    max_steps: int = 0,
 ) -> TrainResult:
     """Train `method` for `epochs` passes over unlabeled samples `x` ((N, C, L) or (N, C, H, W)).
 
@@ -68,10 +69,14 @@ def train_epochs(
     optimizer and calls `method.after_step()`. A torch.Generator seeded with `seed` drives both
     the shuffling and the augmentations, so a call is reproducible. When N < batch_size, one
     batch of all N samples is used per epoch. `progress(epoch, mean_loss)` is called after each
-    epoch (epoch counted from 1). Raises FloatingPointError at the first non-finite loss.
+    epoch (epoch counted from 1). ``max_steps`` > 0 stops after that many steps, within
+    the epochs. Raises FloatingPointError at the first non-finite loss.
     """
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+    if epochs < 0 or batch_size < 1 or max_steps < 0:
+        raise ValueError(
+            f"need epochs >= 0, batch_size >= 1, max_steps >= 0; got {epochs}, {batch_size}, "
+            f"{max_steps}"
+        )
     dev = torch.device(device)
     data = torch.as_tensor(x, dtype=torch.float32).to(dev)
     n = int(data.shape[0])
@@ -85,9 +90,13 @@ def train_epochs(
     samples = 0
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
+        if max_steps and len(losses) >= max_steps:
+            break
         perm = torch.randperm(n, generator=gen).to(dev)
         epoch_losses: list[float] = []
         for idx in _batches(n, batch_size, drop_last, perm):
+            if max_steps and len(losses) >= max_steps:
+                break
             batch = data[idx]
             v1 = augment(batch, generator=gen)
             v2 = augment(batch, generator=gen)

@@ -91,9 +91,10 @@ class DropoutTolerantSecAggPlus(SecAggPlusWorkflow):
         lost = state.sampled_node_ids - holders
         if lost:
             log.warning(
-                "secure aggregation: %d client(s) left before sharing their keys; "
-                "the round goes on without them",
+                "secure aggregation: %d client(s) did not share their keys (lost, or "
+                "slower than secagg-timeout, %g s); the round goes on without them",
                 len(lost),
+                self.timeout,
             )
             # Only clients that distributed shares take part in masking from here on.
             state.sampled_node_ids = holders

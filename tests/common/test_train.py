@@ -52,6 +52,22 @@ def test_no_drop_last_and_small_data() -> None:
         train_epochs(method, _x(1), aug, epochs=1, batch_size=16, optimizer=opt)
 
 
+def test_max_steps_stops_within_and_across_epochs() -> None:
+    method, aug, opt = _setup()
+    r = train_epochs(method, _x(50), aug, epochs=2, batch_size=16, optimizer=opt, max_steps=4)
+    assert r.steps == 4 and r.samples == 64  # 3 steps of epoch 1, 1 of epoch 2
+    r = train_epochs(method, _x(50), aug, epochs=2, batch_size=16, optimizer=opt, max_steps=99)
+    assert r.steps == 6  # the epochs end first
+    # The first steps are those of the unbounded run: same seed, same batches.
+    a, aug_a, opt_a = _setup()
+    b, aug_b, opt_b = _setup()
+    first = train_epochs(a, _x(50), aug_a, epochs=1, batch_size=16, optimizer=opt_a, max_steps=2)
+    full = train_epochs(b, _x(50), aug_b, epochs=1, batch_size=16, optimizer=opt_b)
+    assert first.first_loss == full.first_loss and first.steps == 2
+    with pytest.raises(ValueError, match="max_steps"):
+        train_epochs(a, _x(50), aug_a, epochs=1, batch_size=16, optimizer=opt_a, max_steps=-1)
+
+
 def test_seeded_runs_are_identical() -> None:
     results = []
     for _ in range(2):
