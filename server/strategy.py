@@ -150,15 +150,10 @@ class DeltaFedAvg(FedAvg):
             # weighted themselves equally; the aggregate is the same in every result).
             weights = np.ones(len(results), dtype=np.float64)
         try:
-            deltas, group_weights = self._distinct_deltas(results, weights)
+            mean = self._weighted_mean(results, weights)
         except WireShapeError as exc:
             out.reason = f"aggregate does not fit the global encoder: {exc}"
             return None, {}
-        mean = [
-            sum(w * d[i].astype(np.float64) for w, d in zip(group_weights, deltas, strict=True))
-            / weights.sum()
-            for i in range(len(deltas[0]))
-        ]
         if not all(np.isfinite(m).all() for m in mean):
             out.reason = "aggregate is not finite; previous global encoder kept"
             return None, {}
@@ -186,20 +181,29 @@ class DeltaFedAvg(FedAvg):
             metrics["train-loss"] = out.train_loss
         return ndarrays_to_parameters(new), metrics
 
-    def _distinct_deltas(
+    def _weighted_mean(
         self, results: list[tuple[ClientProxy, FitRes]], weights: np.ndarray
-    ) -> tuple[list[list[np.ndarray]], list[float]]:
-        """Each distinct ``Parameters`` object decoded once, with its results' summed weight.
+    ) -> list[np.ndarray]:
+        """The weighted mean delta, decoding one result at a time into a float64 sum.
 
-        Flower's SecAgg+ workflow puts the one unmasked aggregate into every result: at
-        1,000 clients decoding and summing it per result took 12 s of a round.
+        Each distinct ``Parameters`` object is decoded once: Flower's SecAgg+ workflow
+        puts the one unmasked aggregate into every result (decoding it per result took
+        12 s at 1,000 clients). Plain FedAvg results are summed as they are decoded, so
+        the server never holds a second copy of every client's update (7.4 GB at 10,000).
         """
         groups: dict[int, tuple[Parameters, float]] = {}
         for (_, res), w in zip(results, weights, strict=True):
             params, total = groups.get(id(res.parameters), (res.parameters, 0.0))
             groups[id(res.parameters)] = (params, total + float(w))
-        deltas = [self._from_wire(params) for params, _ in groups.values()]
-        return deltas, [total for _, total in groups.values()]
+        total_sum: list[np.ndarray] | None = None
+        for params, w in groups.values():
+            delta = self._from_wire(params)
+            if total_sum is None:
+                total_sum = [np.zeros(d.shape, dtype=np.float64) for d in delta]
+            for acc, d in zip(total_sum, delta, strict=True):
+                acc += w * d.astype(np.float64)
+        assert total_sum is not None  # results is not empty
+        return [acc / weights.sum() for acc in total_sum]
 
     def _from_wire(self, parameters: Parameters) -> list[np.ndarray]:
         """A result's delta (one flat vector on the wire) in the global arrays' shapes."""
