@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -169,6 +170,25 @@ def min_clients(cfg: RunConfig, n_clients: int) -> int:
     return min(n_clients, 3 if cfg.secure_aggregation else 2)
 
 
+# The slowest SecAgg+ stage (masked vectors) took 506 s for 10,000 simulated clients on
+# this project's 2-core machine: about 0.05 s a client.
+SECAGG_STAGE_S_PER_CLIENT = 0.05
+
+
+def secagg_timeout_warning(cfg: RunConfig, per_round: int) -> str | None:
+    """A warning when every SecAgg+ stage may need longer than ``secagg-timeout``."""
+    need = per_round * SECAGG_STAGE_S_PER_CLIENT
+    if not cfg.secure_aggregation or need <= cfg.secagg_timeout:
+        return None
+    return (
+        f"secagg-timeout ({cfg.secagg_timeout:g} s a stage) may be too short for "
+        f"{per_round} clients per round: a stage waits for every client, and 10,000 "
+        f"simulated clients took about {SECAGG_STAGE_S_PER_CLIENT:g} s each on 2 cores; "
+        "clients still working at the timeout are dropped. Consider --secagg-timeout "
+        f"{math.ceil(2 * need)}"
+    )
+
+
 def log_run_start(setup: RunSetup) -> None:
     cfg = setup.cfg
     if cfg.dp_clipping:
@@ -196,3 +216,6 @@ def log_run_start(setup: RunSetup) -> None:
         else "",
         setup.out.dir,
     )
+    warning = secagg_timeout_warning(cfg, setup.per_round)
+    if warning:
+        log.warning(warning)

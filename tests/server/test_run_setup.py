@@ -6,7 +6,7 @@ import pytest
 
 from common.config import ConfigError, RunConfig
 from common.data.errors import DataError
-from server.run_setup import input_shape
+from server.run_setup import input_shape, secagg_timeout_warning
 
 
 def test_a_deployment_server_without_data_takes_the_shape_from_the_config() -> None:
@@ -41,3 +41,11 @@ def test_the_data_sets_shape_wins_over_nothing_and_must_agree_with_a_given_one()
 def test_a_malformed_shape_is_refused(bad: str) -> None:
     with pytest.raises(ConfigError, match="input-shape"):
         RunConfig(input_shape=bad).validate()
+
+
+def test_a_cohort_too_large_for_the_secagg_timeout_is_warned_about() -> None:
+    assert secagg_timeout_warning(RunConfig(), 1000) is None  # 50 s of 300
+    warning = secagg_timeout_warning(RunConfig(), 10_000)
+    assert warning is not None and "--secagg-timeout 1000" in warning
+    assert secagg_timeout_warning(RunConfig(secagg_timeout=1200), 10_000) is None
+    assert secagg_timeout_warning(RunConfig(secure_aggregation=False), 10_000) is None
