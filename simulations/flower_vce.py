@@ -24,15 +24,13 @@ from queue import Queue
 from types import ModuleType
 from typing import Any
 
-from client.flower_internals import VERIFIED_FLWR, flower_module
+from client.flower_internals import flower_module
 
 VCE_MODULE = "flwr.server.superlink.fleet.vce.vce_api"
 VCE_NAMES = ("add_messages_to_queue", "run_api")
 # What deliver_pending uses of Flower's InMemoryLinkState.
 LINKSTATE_NAMES = ("lock", "message_ins_store", "_check_stored_messages")
 SWEEP_S = 0.1  # Flower's interval between sweeps
-
-__all__ = ["VERIFIED_FLWR", "deliver_pending", "use_single_pass_delivery"]
 
 
 def deliver_pending(state: Any, nodes: Collection[int]) -> list[Any]:

@@ -26,7 +26,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from flwr.superlink.federation import NoOpFederationManager
 from flwr.superlink.grid import InMemoryGrid
 
-from client.flower_internals import FlowerInternalsError
+from client.flower_internals import FlowerInternalsError, flower_module
 from simulations import flower_vce
 from simulations.flower_vce import LINKSTATE_NAMES, VCE_MODULE, VCE_NAMES, deliver_pending
 
@@ -139,9 +139,9 @@ def test_patch_replaces_only_the_engines_loop(monkeypatch: pytest.MonkeyPatch) -
 
 def test_the_names_it_relies_on_are_where_they_were() -> None:
     """Fails loudly when Flower moves the engine's loop or the link state's parts."""
-    flower_vce.flower_module(VCE_MODULE, VCE_NAMES)
+    flower_module(VCE_MODULE, VCE_NAMES)
     state, _, _ = _federation(1)
     assert all(hasattr(state, name) for name in LINKSTATE_NAMES)
     assert isinstance(state.message_ins_store, dict)
     with pytest.raises(FlowerInternalsError, match="verified with flwr"):
-        flower_vce.flower_module(VCE_MODULE, ("no_such_loop",))
+        flower_module(VCE_MODULE, ("no_such_loop",))
