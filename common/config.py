@@ -121,6 +121,11 @@ class RunConfig:
         "the server optimizer's step size; 0 = its default (fedavg 1, fedadam and fedyogi 0.01)",
         bound=NON_NEGATIVE,
     )
+    server_learning_rate_final: float = option(
+        0.0,
+        "the server step in the last round, reached by a cosine decay (or rise) from server-learning-rate in round 1; 0 = server-learning-rate in every round",
+        bound=NON_NEGATIVE,
+    )
     server_momentum: float = option(
         0.0,
         "fedavg: v = momentum * v + mean delta (FedAvgM, Hsu et al. 2019)",

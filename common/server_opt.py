@@ -10,6 +10,10 @@ clients' mean delta ``d`` as a pseudo-gradient step and applies its own optimize
 - ``fedyogi``: as FedAdam, with ``v = v - (1 - b2) d^2 sign(v - d^2)`` (v grows more
   slowly, so the step shrinks less abruptly).
 
+With ``server-learning-rate-final`` the step size follows a cosine from
+``server-learning-rate`` in round 1 to that value in the last round: a large early step
+makes up for the shrinkage of averaging, a smaller late one stops the model wandering.
+
 Each sees only the mean delta, which is all SecAgg+ releases: secure aggregation is
 unchanged. The state (velocity or moments) lives on the server and restarts from zero
 when a run resumes. Every shared array is a float parameter (the encoders use
@@ -18,6 +22,7 @@ GroupNorm, with no running statistics), so the adaptive step applies to all of t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -34,6 +39,15 @@ class ServerOptConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     tau: float = 1e-3
+    lr_final: float = 0.0  # 0: lr in every round
+    rounds: int = 1
+
+    def round_lr(self, server_round: int) -> float:
+        """The step size in ``server_round`` (1-based): cosine from lr to lr_final."""
+        if self.lr_final == 0 or self.rounds <= 1:
+            return self.lr
+        progress = min(max(server_round - 1, 0) / (self.rounds - 1), 1.0)
+        return self.lr_final + (self.lr - self.lr_final) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class ServerOptimizer:
@@ -42,9 +56,11 @@ class ServerOptimizer:
     def __init__(self, cfg: ServerOptConfig, shapes: list[tuple[int, ...]]) -> None:
         self.cfg = cfg
         self.first = [np.zeros(s, dtype=np.float64) for s in shapes]  # velocity or m
+        self.lr = cfg.lr
 
-    def step(self, global_arrays: Arrays, mean_delta: Arrays) -> Arrays:
+    def step(self, global_arrays: Arrays, mean_delta: Arrays, server_round: int = 1) -> Arrays:
         """The new global arrays (float32) after the delta ``mean_delta``."""
+        self.lr = self.cfg.round_lr(server_round)
         out = []
         for i, (g, d) in enumerate(zip(global_arrays, mean_delta, strict=True)):
             d = np.asarray(d, dtype=np.float64).reshape(g.shape)
@@ -58,7 +74,7 @@ class ServerOptimizer:
 class FedAvgM(ServerOptimizer):
     def _update(self, i: int, d: np.ndarray) -> np.ndarray:
         self.first[i] = self.cfg.momentum * self.first[i] + d
-        return self.cfg.lr * self.first[i]
+        return self.lr * self.first[i]
 
 
 class FedAdam(ServerOptimizer):
@@ -73,7 +89,7 @@ class FedAdam(ServerOptimizer):
         c = self.cfg
         self.first[i] = c.beta1 * self.first[i] + (1 - c.beta1) * d
         self.second[i] = self._second(i, d * d)
-        return c.lr * self.first[i] / (np.sqrt(self.second[i]) + c.tau)
+        return self.lr * self.first[i] / (np.sqrt(self.second[i]) + c.tau)
 
 
 class FedYogi(FedAdam):

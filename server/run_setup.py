@@ -135,6 +135,8 @@ def server_opt_config(cfg: RunConfig) -> ServerOptConfig:
         beta1=cfg.server_beta1,
         beta2=cfg.server_beta2,
         tau=cfg.server_tau,
+        lr_final=cfg.server_learning_rate_final,
+        rounds=cfg.num_server_rounds,
     )
 
 

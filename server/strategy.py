@@ -163,7 +163,7 @@ class DeltaFedAvg(FedAvg):
             return None, {}
         if self.accountant is not None:
             mean = self._add_dp_noise(mean, len(results))
-        new = self.optimizer.step(self.global_arrays, mean)
+        new = self.optimizer.step(self.global_arrays, mean, server_round)
         self.global_arrays = new
         losses = np.array([float(res.metrics.get("train-loss", np.nan)) for _, res in results])
         known = np.isfinite(losses)

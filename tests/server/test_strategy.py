@@ -129,6 +129,22 @@ def test_server_momentum_and_learning_rate_follow_fedavgm() -> None:
     np.testing.assert_allclose(s.global_arrays[0], 2.0 * d + 2.0 * 1.5 * d, atol=1e-6)  # v2 = 1.5 d
 
 
+def test_server_step_decays_by_cosine_from_first_to_final_round() -> None:
+    init = [np.zeros(1, dtype=np.float32)]
+    cfg = ServerOptConfig("fedavg", lr=2.0, lr_final=1.0, rounds=5)
+    s = DeltaFedAvg(init, {}, max_update_ratio=0.0, fraction_fit=1.0, min_available_clients=2,
+                    server_opt=cfg)  # fmt: skip
+    d = np.array([1.0], dtype=np.float32)
+    x = 0.0
+    for rnd in range(1, 6):
+        s.begin_round(rnd)
+        s.aggregate_fit(rnd, [_res([d], 4, 1.0), _res([d], 6, 1.0)], [])
+        x += 1.0 + 0.5 * (1 + np.cos(np.pi * (rnd - 1) / 4))  # 2, 1.85, 1.5, 1.15, 1
+        np.testing.assert_allclose(s.global_arrays[0], [x], rtol=1e-6)
+    assert s.optimizer.lr == pytest.approx(1.0)
+    assert ServerOptConfig("fedavg", lr=2.0).round_lr(3) == 2.0  # no final: constant
+
+
 def test_fedadam_steps_on_the_aggregate_as_reddi_et_al_write_it() -> None:
     init = [np.full(2, 0.5, dtype=np.float32)]
     cfg = ServerOptConfig("fedadam", lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3)
