@@ -19,6 +19,7 @@ from common.eval.linear_probe import probe_encoder
 from common.eval.suite import evaluate_encoder
 from common.serialize import load_encoder
 from simulations.benchmark.baselines import raw_arm, ssl_pretrain, supervised_arm
+from simulations.benchmark.seeds import combine_trees, mean_curve
 
 log = logging.getLogger("fedssl.benchmark")
 
@@ -38,9 +39,10 @@ def run_arms(
     cfg: RunConfig, plan: dict[str, Any], out: Path, ray_address: str = ""
 ) -> dict[str, Any]:
     """Every arm at equal compute: each sample takes part in rounds x fraction-train
-    rounds on average and is then seen local-epochs times."""
+    rounds on average and is then seen local-epochs times. The SSL arms run once per
+    pretraining seed (figures: mean, with their standard errors in ``arms_se``); the
+    label-only arms (supervised, raw) once."""
     ds, split = load_with_split(cfg.dataset, cfg.seed)
-    parts = client_indices(cfg)
     round_epochs = cfg.local_epochs * cfg.fraction_train  # epochs of data per round
     epochs = max(1, round(cfg.num_server_rounds * round_epochs))
     results: dict[str, Any] = {
@@ -48,38 +50,57 @@ def run_arms(
         "protocol": split.description,
         "method": cfg.method,
         "fed_algorithm": cfg.fed_algorithm,
-        "clients": len(parts),
+        "clients": len(client_indices(cfg)),
         "rounds": cfg.num_server_rounds,
         "local_epochs": cfg.local_epochs,
         "fraction_train": cfg.fraction_train,
         "ssl_epochs_per_sample": epochs,
         "plan": plan,
-        "arms": {},
-        "curves": {},
-        "curves_seconds": {},  # the same probes against training wall seconds
-        "seconds": {},
     }
-    log.info(
-        "[1/6] federated SSL with SecAgg+: %d clients x %d rounds",
-        len(parts),
-        cfg.num_server_rounds,
-    )
-    _federated_arm(cfg, plan, out / "federated", results, ray_address)
-    log.info("[2/6] centralized SSL on the pooled data: %d epochs", epochs)
-    _timed(
-        results, "centralized", lambda: _centralized_arm(cfg, plan, epochs, round_epochs, results)
-    )
-    n_local = plan["local_clients"] or len(parts)
-    log.info("[3/6] local-only SSL: %d clients alone, %d epochs each", n_local, epochs)
-    _timed(
-        results, "local_only", lambda: _local_only_arm(cfg, plan, parts[:n_local], epochs, results)
-    )
+    by_seed = {}
+    for i, seed in enumerate(plan["pretrain_seeds"], 1):
+        log.info("pretraining seed %d (%d of %d)", seed, i, len(plan["pretrain_seeds"]))
+        by_seed[str(seed)] = _ssl_arms(cfg.replace(seed=seed), plan, out, epochs, ray_address)
+    _combine_seeds(results, by_seed)
     log.info("[4/6] supervised from scratch on the same label budgets")
     _timed(results, "supervised", lambda: _supervised_arm(cfg, plan, results))
     log.info("[5/6] linear probe on raw inputs")
     results["arms"]["raw"] = raw_arm(ds, split, plan["fractions"], plan["seeds"])
     log.info("[6/6] report")
     return results
+
+
+def _ssl_arms(
+    cfg: RunConfig, plan: dict[str, Any], out: Path, epochs: int, ray_address: str
+) -> dict[str, Any]:
+    """Federated (and its round 0, random-init), centralized and local-only SSL at one
+    seed: the seed fixes the partition, the initial model and the training (and, for
+    data sets without a fixed protocol, the held-out split)."""
+    parts = client_indices(cfg)
+    round_epochs = cfg.local_epochs * cfg.fraction_train
+    run: dict[str, Any] = {"arms": {}, "curves": {}, "curves_seconds": {}, "seconds": {}}
+    log.info(
+        "[1/6] federated SSL with SecAgg+: %d clients x %d rounds",
+        len(parts),
+        cfg.num_server_rounds,
+    )
+    _federated_arm(cfg, plan, out / "federated" / f"seed-{cfg.seed}", run, ray_address)
+    log.info("[2/6] centralized SSL on the pooled data: %d epochs", epochs)
+    _timed(run, "centralized", lambda: _centralized_arm(cfg, plan, epochs, round_epochs, run))
+    n_local = plan["local_clients"] or len(parts)
+    log.info("[3/6] local-only SSL: %d clients alone, %d epochs each", n_local, epochs)
+    _timed(run, "local_only", lambda: _local_only_arm(cfg, plan, parts[:n_local], epochs, run))
+    return run
+
+
+def _combine_seeds(results: dict[str, Any], by_seed: dict[str, dict[str, Any]]) -> None:
+    """Mean figures and curves over the seeds, standard errors beside them."""
+    runs = list(by_seed.values())
+    results["arms"], results["arms_se"] = combine_trees([r["arms"] for r in runs])
+    for key in ("curves", "curves_seconds"):
+        results[key] = {name: mean_curve([r[key][name] for r in runs]) for name in runs[0][key]}
+    results["seconds"] = combine_trees([r["seconds"] for r in runs])[0]
+    results["by_seed"] = by_seed
 
 
 def _timed(results: dict[str, Any], name: str, arm: Callable[[], None]) -> None:

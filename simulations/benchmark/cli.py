@@ -35,13 +35,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--quick",
         action="store_true",
         help="a small budget that finishes in minutes: 4 rounds of 1 local epoch unless given, "
-        "4 local-only clients, label fractions 1 %% and 10 %%, one seed",
+        "4 local-only clients, label fractions 1 %% and 10 %%, one seed of each kind",
     )
     g.add_argument(
         "--fractions", default=None, help="label fractions, default 0.01,0.05,0.1 (quick 0.01,0.1)"
     )
     g.add_argument(
         "--seeds", default=None, help="few-label and supervised seeds, default 0,1,2 (quick 0)"
+    )
+    g.add_argument(
+        "--pretrain-seeds",
+        default=None,
+        help="seeds of the SSL arms (federated, centralized, local-only), each a whole run; "
+        "the table gives mean ± s.e. (default: --seed and the next two; quick: --seed)",
     )
     g.add_argument(
         "--local-clients",
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     quick = {"num-server-rounds": 4, "local-epochs": 1} if q else {}
     cfg = config_from_args(args, quick, set_items=args.set)
     check_names(cfg)
-    plan = _plan(args)
+    plan = _plan(args, cfg.seed)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/benchmark-{cfg.dataset.split(':')[0]}-{stamp}").resolve()
     if (out / "results.json").exists():
@@ -84,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _plan(args: argparse.Namespace) -> dict[str, Any]:
-    """The evaluation budget: label fractions, seeds, local-only clients, supervised steps."""
+def _plan(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """The budget: pretraining seeds, label fractions and seeds, local-only clients,
+    supervised steps."""
     q = args.quick
     fractions = (
         _floats(args.fractions) if args.fractions else ([0.01, 0.1] if q else [0.01, 0.05, 0.1])
@@ -93,7 +100,15 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     if any(not 0 < f < 1 for f in fractions):
         raise ConfigError("--fractions must lie in (0, 1)")
     local_clients = args.local_clients if args.local_clients is not None else (4 if q else 0)
+    pretrain = (
+        _ints(args.pretrain_seeds)
+        if args.pretrain_seeds
+        else ([seed] if q else [seed, seed + 1, seed + 2])
+    )
+    if not pretrain or len(set(pretrain)) != len(pretrain):
+        raise ConfigError("--pretrain-seeds must list distinct seeds")
     return {
+        "pretrain_seeds": pretrain,
         "fractions": fractions,
         "seeds": _ints(args.seeds) if args.seeds else ([0] if q else [0, 1, 2]),
         "local_clients": local_clients,

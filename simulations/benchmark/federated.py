@@ -28,7 +28,7 @@ def simulate_federated(cfg: RunConfig, out: Path, ray_address: str = "") -> floa
         secagg_timeout=SIMULATION_SECAGG_TIMEOUT_S, evaluate=False, out_dir=str(out.resolve())
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    config = out.parent / "federated-run-config.json"
+    config = out.parent / f"run-config-{out.name}.json"
     config.write_text(json.dumps(run_cfg.to_flat(), indent=2) + "\n")
     cmd = [sys.executable, "-m", "common.cli", "simulate", "--config", str(config)]
     if ray_address:

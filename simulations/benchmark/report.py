@@ -11,7 +11,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from simulations.benchmark.seeds import first_reaching
+
 SSL_ARMS = ("federated", "centralized", "random_init")
+GAPS = (0.02, 0.01)  # time-to-accuracy targets: these below centralized's final probe
 LABELS = {
     "federated": "federated SSL (SecAgg+)",
     "centralized": "centralized SSL (pooled)",
@@ -26,27 +29,35 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}"
 
 
+def _fig(results: dict[str, Any], *path: str) -> str:
+    """The figure at ``arms/path`` in %, with its standard error over seeds if known."""
+    value, se = results["arms"], results.get("arms_se")
+    for key in path:
+        value = value[key]
+        se = se.get(key) if isinstance(se, dict) else None
+    return _pct(value) + (f" ± {100 * se:.1f}" if isinstance(se, float) else "")
+
+
 def table(results: dict[str, Any]) -> str:
     fr = results["plan"]["fractions"]
     arms = results["arms"]
     head = ["arm", "linear", "kNN", *[f"{f:g} labels" for f in fr]]
     rows = [head, ["---"] * len(head)]
     for name in SSL_ARMS:
-        a = arms[name]
         rows.append(
             [
                 LABELS[name],
-                _pct(a["linear"]["accuracy"]),
-                _pct(a["knn"]["accuracy"]),
-                *[_pct(a["few-label"][f"{f:g}"]["accuracy_mean"]) for f in fr],
+                _fig(results, name, "linear", "accuracy"),
+                _fig(results, name, "knn", "accuracy"),
+                *[_fig(results, name, "few-label", f"{f:g}", "accuracy_mean") for f in fr],
             ]
         )
     lo = arms["local_only"]
     rows.append(
         [
             LABELS["local_only"],
-            f"{_pct(lo['linear']['accuracy'])} / {_pct(lo['linear']['worst'])}",
-            _pct(lo["knn"]["accuracy"]),
+            f"{_fig(results, 'local_only', 'linear', 'accuracy')} / {_pct(lo['linear']['worst'])}",
+            _fig(results, "local_only", "knn", "accuracy"),
             *["–" for _ in fr],
         ]
     )
@@ -74,9 +85,35 @@ def table(results: dict[str, Any]) -> str:
         f"{results['rounds']} rounds x {results['local_epochs']} local epochs"
         f"{_sampled(results)} "
         f"(each SSL arm sees every sample {results['ssl_epochs_per_sample']} times). "
-        f"Accuracy in %, few-label columns: mean over seeds {results['plan']['seeds']}."
+        f"Accuracy in %, SSL arms: mean ± s.e. over pretraining seeds "
+        f"{results['plan']['pretrain_seeds']}; few-label columns: mean over label seeds "
+        f"{results['plan']['seeds']}."
     )
-    return f"{title}\n\nProtocol: {results['protocol']}\n\n" + "\n".join(lines) + "\n"
+    body = f"{title}\n\nProtocol: {results['protocol']}\n\n" + "\n".join(lines) + "\n"
+    return body + "\n" + time_to_accuracy(results)
+
+
+def time_to_accuracy(results: dict[str, Any]) -> str:
+    """Per seed: the round (centralized: epochs / local-epochs) and the training seconds
+    at which each SSL arm's linear probe first comes within 2 and 1 points of the
+    centralized arm's final probe (mean over seeds)."""
+    central = results["arms"]["centralized"]["linear"]["accuracy"]
+    lines = [
+        "Time to accuracy (linear probe; per pretraining seed; – = not reached):",
+        "",
+        "| target | federated rounds | centralized round-equivalents "
+        "| federated seconds | centralized seconds |",
+        "|---|---|---|---|---|",
+    ]
+    runs = results["by_seed"].values()
+    for target in (central - gap for gap in GAPS):
+        cells = []
+        for key in ("curves", "curves_seconds"):
+            for arm in ("federated", "centralized"):
+                hits = [first_reaching(r[key][arm], target) for r in runs]
+                cells.append(", ".join("–" if h is None else f"{h:.3g}" for h in hits))
+        lines.append(f"| {100 * target:.1f} % | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plots(results: dict[str, Any], out: Path) -> list[Path]:

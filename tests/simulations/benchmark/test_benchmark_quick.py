@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_run import run_cli
 
@@ -16,6 +17,7 @@ def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
     # Half the clients per round: the other arms' budget shrinks to match (2 x 1 x 0.5).
     args = ["--quick", "--dataset", "digits", "--clients", "6", "--rounds", "2"]
     args += ["--fraction-train", "0.5", "--local-clients", "2", "--supervised-steps", "30"]
+    args += ["--pretrain-seeds", "3,4"]
     proc = run_cli("benchmark", *args, "--fractions", "0.1", "--seeds", "0", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
@@ -37,24 +39,32 @@ def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
     assert set(arms["supervised"]) == {"0.1", "1"}
     # digits is easy: every learned or raw linear read-out is far above chance (10 %)
     assert arms["raw"]["linear"]["accuracy"] > 0.8 and arms["federated"]["linear"]["accuracy"] > 0.8
+    # two pretraining seeds: each a whole run; the arms give their mean, the s.e. beside it
+    assert set(res["by_seed"]) == {"3", "4"}
+    per_seed = [r["arms"]["federated"]["linear"]["accuracy"] for r in res["by_seed"].values()]
+    assert arms["federated"]["linear"]["accuracy"] == pytest.approx(np.mean(per_seed))
+    se = res["arms_se"]["centralized"]["knn"]["accuracy"]
+    cen = [r["arms"]["centralized"]["knn"]["accuracy"] for r in res["by_seed"].values()]
+    assert se == pytest.approx(np.std(cen, ddof=1) / np.sqrt(2))
     assert [r for r, _ in res["curves"]["federated"]] == [0, 1, 2]
     assert res["fraction_train"] == 0.5 and res["ssl_epochs_per_sample"] == 1
-    rows = (out / "federated" / "metrics.jsonl").read_text().splitlines()
+    rows = (out / "federated" / "seed-4" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["clients_sampled"] for r in rows] == [3, 3]
     # time to accuracy: federated rounds at the sum of their durations, centralized at
     # its training seconds, both from 0 and increasing
     secs = [json.loads(r)["seconds"] for r in rows]
-    fed_t = [t for t, _ in res["curves_seconds"]["federated"]]
+    fed_t = [t for t, _ in res["by_seed"]["4"]["curves_seconds"]["federated"]]
     assert fed_t == pytest.approx([0.0, secs[0], secs[0] + secs[1]])
-    cen = res["curves_seconds"]["centralized"]
+    cen = res["by_seed"]["4"]["curves_seconds"]["centralized"]
     assert cen[0][0] == 0.0 and all(b[0] > a[0] for a, b in zip(cen, cen[1:], strict=False))
-    assert [a for _, a in cen] == [a for _, a in res["curves"]["centralized"]]
+    assert [a for _, a in cen] == [a for _, a in res["by_seed"]["4"]["curves"]["centralized"]]
     for png in ("probe_per_round.png", "protocols.png", "label_fraction.png"):
         assert (out / png).stat().st_size > 1000
     table = (out / "results.md").read_text()
     assert "federated SSL (SecAgg+)" in table and "supervised from scratch" in table
     assert "50% of the clients per round" in table
-    assert (out / "federated" / "metrics.jsonl").exists()
+    assert " ± " in table and "Time to accuracy" in table
+    assert (out / "federated" / "seed-3" / "metrics.jsonl").exists()
 
 
 def test_benchmark_refuses_bad_fractions(tmp_path: Path) -> None:
