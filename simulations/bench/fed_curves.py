@@ -8,8 +8,9 @@ SecAgg+, ``--quick`` = 4 rounds x 1 local epoch as in ``fedssl benchmark --quick
 Every variant runs once per seed as a real ``fedssl simulate`` (the benchmark's
 federated arm); the linear probe on the unseen users (``fedssl evaluate``'s protocol)
 scores the checkpoint of every round. Writes ``OUT/curves.json`` (per variant, seed and
-round: probe accuracy and the run's wall seconds so far) and ``OUT/curves.md`` (final
-accuracy and the round at which each target is first reached: mean ± s.e. over seeds),
+round: probe accuracy and the run's wall seconds so far; the final encoder also kNN and
+1 % labels) and ``OUT/curves.md`` (final accuracies and the round at which each target
+is first reached: mean ± s.e. over seeds),
 and ``OUT/curves.png`` (mean probe per round), and prints the table. ``--table DIR...``
 prints the table of earlier runs together (seeds run apart, say), and with ``--out``
 draws their curves.
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 TARGETS = (0.93, 0.95)
+FEW_LABELS = 0.01  # the fraction of labels of the final encoder's few-label figure
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -44,14 +46,30 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 def run_one(
     base: dict[str, Any], overrides: dict[str, str], seed: int, out: Path
 ) -> list[dict[str, Any]]:
-    """One simulate run; per round: the probe accuracy and the wall seconds so far."""
+    """One simulate run; per round: the probe accuracy and the wall seconds so far; the
+    last round also the final encoder's kNN and 1 % labels figures."""
     from common.config import RunConfig
     from simulations.benchmark.arms import federated_curve
     from simulations.benchmark.federated import simulate_federated
 
     cfg = RunConfig.from_flat({**base, **overrides, "seed": seed})
     simulate_federated(cfg, out)
-    return federated_curve(cfg, out)
+    curve = federated_curve(cfg, out)
+    curve[-1].update(final_figures(cfg, out / "encoder.pt"))
+    return curve
+
+
+def final_figures(cfg: Any, encoder_path: Path) -> dict[str, float]:
+    """kNN and few-label (1 % of the labels, label seeds 0-2) of the final encoder."""
+    from common.client_data import load_with_split
+    from common.eval.suite import evaluate_encoder
+    from common.serialize import load_encoder
+
+    ds, split = load_with_split(cfg.dataset, cfg.seed)
+    res = evaluate_encoder(load_encoder(encoder_path), ds, split, protocols=("knn", "few-label"),
+                           fractions=(FEW_LABELS,), seeds=(0, 1, 2))["results"]  # fmt: skip
+    few = res["few-label"][f"{FEW_LABELS:g}"]["accuracy_mean"]
+    return {"knn": float(res["knn"]["accuracy"]), "few_label": float(few)}
 
 
 def _mean_se(values: list[float]) -> str:
@@ -69,18 +87,22 @@ def _first_round(curve: list[dict[str, Any]], target: float) -> int | None:  # t
 
 
 def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
-    head = "| variant | final linear (mean ± s.e.) | " + " | ".join(
+    head = "| variant | final linear (mean ± s.e.) | kNN | 1 % labels | " + " | ".join(
         f"round reaching {100 * t:.0f} %" for t in TARGETS
     )
-    lines = [head + " |", "|---|---|" + "---|" * len(TARGETS)]
+    lines = [head + " |", "|---|---|---|---|" + "---|" * len(TARGETS)]
     for name, by_seed in results.items():
         finals = [c[-1]["linear"] for c in by_seed.values()]
+        extra = [
+            _mean_se([c[-1][key] for c in by_seed.values() if key in c[-1]])
+            for key in ("knn", "few_label")
+        ]
         cells = []
         for t in TARGETS:
             reached = [_first_round(c, t) for c in by_seed.values()]
             cells.append(", ".join("-" if r is None else str(r) for r in reached))
         lines.append(
-            f"| {name} | {_mean_se(finals)} (n={len(finals)}) | " + " | ".join(cells) + " |"
+            f"| {name} | {_mean_se(finals)} (n={len(finals)}) | " + " | ".join(extra + cells) + " |"
         )
     return "\n".join(lines) + "\n"
 

@@ -23,12 +23,21 @@ def test_the_table_gives_mean_and_standard_error_and_rounds_to_target() -> None:
     def curve(*acc: float) -> list[dict]:  # type: ignore[type-arg]
         return [{"round": r, "linear": a, "seconds": r} for r, a in enumerate(acc)]
 
-    md = table({"v": {"0": curve(0.9, 0.94, 0.96), "1": curve(0.9, 0.92, 0.94)}})
+    seed0, seed1 = curve(0.9, 0.94, 0.96), curve(0.9, 0.92, 0.94)
+    seed0[-1].update(knn=0.93, few_label=0.90)
+    seed1[-1].update(knn=0.95, few_label=0.86)
+    md = table({"v": {"0": seed0, "1": seed1}})
     row = md.splitlines()[2]
     # finals 0.96 and 0.94: mean 95.0, s.e. = std(ddof=1)/sqrt(2) = 0.01414/1.414 = 1.0
     assert "95.0 ± 1.0 (n=2)" in row
+    assert "| 94.0 ± 1.0 | 88.0 ± 2.0 |" in row  # kNN and 1 % labels of the final encoders
     # 93 %: seed 0 at round 1, seed 1 at round 2; 95 %: seed 0 at round 2, seed 1 never
     assert row.endswith("| 1, 2 | 2, - |")
+
+
+def test_earlier_curves_without_final_figures_still_tabulate() -> None:
+    c = [{"round": r, "linear": 0.9, "seconds": r} for r in range(2)]
+    assert "| 90.0 (n=1) | - | - |" in table({"old": {"0": c}})
 
 
 def test_the_curves_figure_is_drawn_from_seeds_of_unequal_length(tmp_path: Path) -> None:
