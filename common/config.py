@@ -118,12 +118,12 @@ class RunConfig:
     )
     server_learning_rate: float = option(
         0.0,
-        "the server optimizer's step size; 0 = its default (fedavg 1, fedadam and fedyogi 0.01)",
+        "the server optimizer's step size in round 1; 0 = its default (fedavg 2, fedadam and fedyogi 0.01)",
         bound=NON_NEGATIVE,
     )
     server_learning_rate_final: float = option(
         0.0,
-        "the server step in the last round, reached by a cosine decay (or rise) from server-learning-rate in round 1; 0 = server-learning-rate in every round",
+        "the server step in the last round, reached by a cosine from server-learning-rate in round 1; 0 = the optimizer's default (fedavg 1: plain FedAvg by the end; fedadam, fedyogi: server-learning-rate throughout)",
         bound=NON_NEGATIVE,
     )
     server_momentum: float = option(
@@ -143,13 +143,13 @@ class RunConfig:
         bound=POSITIVE,
     )
     num_server_rounds: int = option(
-        15, "server rounds", flag="--rounds", bound=POSITIVE, client=True
+        6, "server rounds", flag="--rounds", bound=POSITIVE, client=True
     )
     fraction_train: float = option(
         1.0, "fraction of clients sampled per round", flag="--fraction-train", bound=FRACTION
     )
     local_epochs: int = option(
-        2, "local epochs per round", flag="--local-epochs", bound=POSITIVE, client=True
+        5, "local epochs per round", flag="--local-epochs", bound=POSITIVE, client=True
     )
     local_steps: int = option(
         0,

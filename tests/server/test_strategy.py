@@ -145,6 +145,17 @@ def test_server_step_decays_by_cosine_from_first_to_final_round() -> None:
     assert ServerOptConfig("fedavg", lr=2.0).round_lr(3) == 2.0  # no final: constant
 
 
+def test_default_server_steps_resolve_per_optimizer() -> None:
+    from common.server_opt import make_server_optimizer
+
+    fedavg = make_server_optimizer(ServerOptConfig("fedavg", lr=0.0, rounds=6), [(1,)]).cfg
+    assert (fedavg.lr, fedavg.lr_final) == (2.0, 1.0)  # from 2 down to plain FedAvg
+    plain = make_server_optimizer(ServerOptConfig("fedavg", lr=1.0, rounds=6), [(1,)]).cfg
+    assert [plain.round_lr(r) for r in range(1, 7)] == [1.0] * 6
+    adam = make_server_optimizer(ServerOptConfig("fedadam", rounds=6, lr=0.0), [(1,)]).cfg
+    assert [adam.round_lr(r) for r in (1, 6)] == [0.01, 0.01]  # constant
+
+
 def test_fedadam_steps_on_the_aggregate_as_reddi_et_al_write_it() -> None:
     init = [np.full(2, 0.5, dtype=np.float32)]
     cfg = ServerOptConfig("fedadam", lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3)

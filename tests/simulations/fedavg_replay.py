@@ -1,6 +1,7 @@
-"""Replay a run's clients here and compare each completed round with plain FedAvg.
+"""Replay a run's clients here and compare each completed round with FedAvg.
 
-Every client's delta is recomputed from the global weights the round actually started
+FedAvg here is the example-weighted mean delta times the run's server step for the
+round (the default schedule runs from 2 to 1; plain FedAvg is step 1). Every client's delta is recomputed from the global weights the round actually started
 from (its checkpoint), with the client's own state carried between rounds, so the
 comparison holds for SecAgg+, plain FedAvg and rounds that lost clients alike.
 """
@@ -16,6 +17,8 @@ from common.client_data import client_inputs
 from common.config import RunConfig
 from common.local_round import LocalRoundResult, run_local_round
 from common.serialize import checkpoint_shared_arrays
+from common.server_opt import make_server_optimizer
+from server.run_setup import server_opt_config
 
 TOLERANCE = 1e-4
 
@@ -48,11 +51,19 @@ def check_rounds_against_fedavg(
         got = checkpoint_shared_arrays(out / "checkpoints" / f"round-{rnd:04d}.pt")
         moved = max(float(np.abs(a - b).max()) for a, b in zip(got, start, strict=True))
         assert moved > 1e-3, f"round {rnd}: training did not change the global weights"
-        err = _max_error(got, start, results, held)
+        step = server_step(cfg, rnd)
+        err = _max_error(got, start, results, held, step)
         assert err < TOLERANCE, f"round {rnd}: differs from FedAvg over {held} by {err}"
         # Leaving one kept client out would fail the same tolerance: the check can fail.
-        assert _max_error(got, start, results, held - {min(held)}) > TOLERANCE
+        assert _max_error(got, start, results, held - {min(held)}, step) > TOLERANCE
         start = got
+
+
+def server_step(cfg: RunConfig, server_round: int) -> float:
+    """The run's server step in ``server_round`` (FedAvg without momentum only)."""
+    server = make_server_optimizer(server_opt_config(cfg), []).cfg
+    assert server.name == "fedavg" and server.momentum == 0
+    return server.round_lr(server_round)
 
 
 def _max_error(
@@ -60,11 +71,12 @@ def _max_error(
     start: list[np.ndarray],
     results: dict[int, LocalRoundResult],
     clients: set[int],
+    step: float,
 ) -> float:
     n = {pid: float(results[pid].num_examples) for pid in clients}
     total = sum(n.values())
     worst = 0.0
     for i, g in enumerate(start):
         mean = sum(n[p] * results[p].delta[i].astype(np.float64) for p in clients) / total
-        worst = max(worst, float(np.abs(got[i] - (g + mean)).max()))
+        worst = max(worst, float(np.abs(got[i] - (g + step * mean)).max()))
     return worst

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from cli_run import run_cli
 from dp_accounting.rdp import RdpAccountant
+from fedavg_replay import server_step
 
+from common.config import RunConfig
 from common.serialize import checkpoint_shared_arrays
 
 SIGMA, CLIP = 2.0, 0.01  # a clipping norm far below any real delta: every client clips
@@ -45,8 +47,10 @@ def test_dp_with_secagg_clips_noises_and_accounts_every_round(tmp_path: Path) ->
     assert dp["epsilon"] == pytest.approx(eps[-1]) and dp["rounds_noised"] == 2
     assert "epsilon" in proc.stdout and "central DP" in proc.stdout
 
-    # The global step of each round is the clipped mean (L2 norm <= C) plus the noise:
-    # with C this small the step is almost all noise, of per-coordinate std sigma C / 3.
+    # The global step of each round is the server step times the clipped mean (L2 norm
+    # <= C) plus the noise: with C this small it is almost all noise, of per-coordinate
+    # std sigma C / 3 times the server step (the default falls from 2 to 1 over the run).
+    cfg = RunConfig(dataset="digits", num_clients=3, num_server_rounds=2)
     for rnd in (1, 2):
         before = checkpoint_shared_arrays(out / "checkpoints" / f"round-{rnd - 1:04d}.pt")
         after = checkpoint_shared_arrays(out / "checkpoints" / f"round-{rnd:04d}.pt")
@@ -54,6 +58,7 @@ def test_dp_with_secagg_clips_noises_and_accounts_every_round(tmp_path: Path) ->
             [(a.astype(np.float64) - b).ravel() for a, b in zip(after, before, strict=True)]
         )
         assert step.size > 5000
-        assert step.std() == pytest.approx(std, rel=0.1), f"round {rnd}"
+        lr = server_step(cfg, rnd)
+        assert step.std() == pytest.approx(lr * std, rel=0.1), f"round {rnd}"
         # Without noise the step could not exceed the clipped mean's norm C.
         assert np.linalg.norm(step) > 10 * CLIP

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_run import run_cli
+from fedavg_replay import server_step
 from flwr.app import RecordDict
 from flwr.common import bytes_to_ndarray
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
@@ -74,7 +75,14 @@ def _sent(rec: Path, pid: int) -> list[tuple[int, str, bytes]]:
 
 
 def _config() -> RunConfig:
-    return RunConfig(dataset="digits", num_clients=N, seed=2, local_epochs=1, evaluate=False)
+    return RunConfig(
+        dataset="digits",
+        num_clients=N,
+        num_server_rounds=ROUNDS,
+        seed=2,
+        local_epochs=1,
+        evaluate=False,
+    )
 
 
 def _contains_any(haystack: bytes, needles: list[bytes]) -> bool:
@@ -175,7 +183,8 @@ def test_server_never_holds_an_individual_unmasked_update(recorded: tuple[Path, 
             corr = float(np.corrcoef(masked[1:], true)[0, 1])
             assert abs(corr) < 0.05, f"client {pid}, round {rnd}: masked vector correlates {corr}"
             assert abs(masked.mean() / 2**32 - 0.5) < 0.01  # spread over the whole modulus
-        # The recorded updates are the real ones: the aggregate is their FedAvg.
+        # The recorded updates are the real ones: the aggregate is their FedAvg (times
+        # the round's server step).
         # (Each update is one flat vector on the wire, in the checkpoint's shared order.)
         start = checkpoint_shared_arrays(out / "checkpoints" / f"round-{rnd - 1:04d}.pt")
         got = checkpoint_shared_arrays(out / "checkpoints" / f"round-{rnd:04d}.pt")
@@ -183,7 +192,8 @@ def test_server_never_holds_an_individual_unmasked_update(recorded: tuple[Path, 
         total = sum(weights.values())
         mean = sum(weights[p] * plain[p][0].astype(np.float64) for p in range(N)) / total
         assert plain[0][0].shape == g.shape
-        assert float(np.abs(new - (g + mean)).max()) < 1e-4
+        step = server_step(_config(), rnd)
+        assert float(np.abs(new - (g + step * mean)).max()) < 1e-4
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(r["completed"] and r["clients_aggregated"] == N for r in rows)
 
