@@ -59,12 +59,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default="", help="output folder (default: runs/benchmark-DATASET-TIME)")
 
 
-def _ints(text: str) -> list[int]:
-    return [int(t) for t in text.split(",") if t.strip()]
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} must be comma-separated integers, got {text!r}") from None
 
 
-def _floats(text: str) -> list[float]:
-    return [float(t) for t in text.split(",") if t.strip()]
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} must be comma-separated numbers, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,13 +101,15 @@ def _plan(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     supervised steps."""
     q = args.quick
     fractions = (
-        _floats(args.fractions) if args.fractions else ([0.01, 0.1] if q else [0.01, 0.05, 0.1])
+        _floats(args.fractions, "--fractions")
+        if args.fractions
+        else ([0.01, 0.1] if q else [0.01, 0.05, 0.1])
     )
     if any(not 0 < f < 1 for f in fractions):
         raise ConfigError("--fractions must lie in (0, 1)")
     local_clients = args.local_clients if args.local_clients is not None else (4 if q else 0)
     pretrain = (
-        _ints(args.pretrain_seeds)
+        _ints(args.pretrain_seeds, "--pretrain-seeds")
         if args.pretrain_seeds
         else ([seed] if q else [seed, seed + 1, seed + 2])
     )
@@ -110,7 +118,7 @@ def _plan(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     return {
         "pretrain_seeds": pretrain,
         "fractions": fractions,
-        "seeds": _ints(args.seeds) if args.seeds else ([0] if q else [0, 1, 2]),
+        "seeds": _ints(args.seeds, "--seeds") if args.seeds else ([0] if q else [0, 1, 2]),
         "local_clients": local_clients,
         "supervised_steps": args.supervised_steps or (200 if q else 1500),
     }

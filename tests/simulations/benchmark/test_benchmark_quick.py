@@ -67,22 +67,20 @@ def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
     assert (out / "federated" / "seed-3" / "metrics.jsonl").exists()
 
 
-def test_benchmark_refuses_bad_fractions(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "common.cli",
-            "benchmark",
-            "--dataset",
-            "digits",
-            "--fractions",
-            "0,1.5",
-            "--out",
-            str(tmp_path / "b"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2 and "fractions" in proc.stderr
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--fractions", "0,1.5"),
+        ("--fractions", "a"),
+        ("--pretrain-seeds", "1,1"),
+        ("--pretrain-seeds", "x"),
+        ("--seeds", "0;1"),
+    ],
+)
+def test_benchmark_refuses_bad_lists(tmp_path: Path, flag: str, value: str) -> None:
+    cmd = [sys.executable, "-m", "common.cli", "benchmark", "--dataset", "digits"]
+    cmd += [flag, value, "--out", str(tmp_path / "b")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert flag in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "b").exists()  # refused before any work
