@@ -118,7 +118,7 @@ class RunConfig:
     )
     server_learning_rate: float = option(
         0.0,
-        "the server optimizer's step size in round 1; 0 = its default (fedavg 2, fedadam and fedyogi 0.01)",
+        "the server optimizer's step size in round 1; 0 = its default (fedavg 2, fedadam and fedyogi 0.01). fedavg's 2 makes up for averaging many clients' deltas; with a few clients a round use 1",
         bound=NON_NEGATIVE,
     )
     server_learning_rate_final: float = option(
