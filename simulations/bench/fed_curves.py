@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from simulations.benchmark.seeds import first_reaching, mean_se
 
 TARGETS = (0.93, 0.95)
 FEW_LABELS = 0.01  # the fraction of labels of the final encoder's few-label figure
@@ -75,15 +76,14 @@ def final_figures(cfg: Any, encoder_path: Path) -> dict[str, float]:
 def _mean_se(values: list[float]) -> str:
     if not values:
         return "-"
-    m = float(np.mean(values))
-    if len(values) == 1:
-        return f"{100 * m:.1f}"  # no error from one seed
-    se = float(np.std(values, ddof=1) / math.sqrt(len(values)))
-    return f"{100 * m:.1f} ± {100 * se:.1f}"
+    m, se = mean_se(values)
+    return f"{100 * m:.1f}" if se is None else f"{100 * m:.1f} ± {100 * se:.1f}"
 
 
 def _first_round(curve: list[dict[str, Any]], target: float) -> int | None:  # type: ignore[type-arg]
-    return next((c["round"] for c in curve if c["round"] > 0 and c["linear"] >= target), None)
+    """The first round after round 0 whose linear probe reaches ``target``."""
+    hit = first_reaching([[c["round"], c["linear"]] for c in curve], target)
+    return None if hit is None else int(hit)
 
 
 def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
