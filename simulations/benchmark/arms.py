@@ -60,7 +60,8 @@ def run_arms(
     by_seed = {}
     for i, seed in enumerate(plan["pretrain_seeds"], 1):
         log.info("pretraining seed %d (%d of %d)", seed, i, len(plan["pretrain_seeds"]))
-        by_seed[str(seed)] = _ssl_arms(cfg.replace(seed=seed), plan, out, epochs, ray_address)
+        seed_cfg = cfg.replace(seed=seed)
+        by_seed[str(seed)] = _ssl_arms(seed_cfg, plan, out, (epochs, round_epochs), ray_address)
     _combine_seeds(results, by_seed)
     log.info("[4/6] supervised from scratch on the same label budgets")
     _timed(results, "supervised", lambda: _supervised_arm(cfg, plan, results))
@@ -71,13 +72,18 @@ def run_arms(
 
 
 def _ssl_arms(
-    cfg: RunConfig, plan: dict[str, Any], out: Path, epochs: int, ray_address: str
+    cfg: RunConfig,
+    plan: dict[str, Any],
+    out: Path,
+    budget: tuple[int, float],
+    ray_address: str,
 ) -> dict[str, Any]:
     """Federated (and its round 0, random-init), centralized and local-only SSL at one
     seed: the seed fixes the partition, the initial model and the training (and, for
-    data sets without a fixed protocol, the held-out split)."""
+    data sets without a fixed protocol, the held-out split). ``budget``: the epochs of
+    the centralized and local-only arms, and the epochs of data per federated round."""
     parts = client_indices(cfg)
-    round_epochs = cfg.local_epochs * cfg.fraction_train
+    epochs, round_epochs = budget
     run: dict[str, Any] = {"arms": {}, "curves": {}, "curves_seconds": {}, "seconds": {}}
     log.info(
         "[1/6] federated SSL with SecAgg+: %d clients x %d rounds",
