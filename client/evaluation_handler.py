@@ -13,7 +13,8 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from client.mods.timing import note
 from client.node_config import device_data, is_simulated, partition_id_of, role_of
-from common.config import RunConfig, Scalar
+from common.config import RunConfig
+from common.config_values import Scalar
 from common.data.errors import DataError
 from common.messages import (
     ENCODER_RECORD,

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from common.config import RunConfig, Scalar
+from common.config import RunConfig
+from common.config_values import Scalar
 
 MIN_WINDOWS = 4  # two held-out windows for the pretext loss, two to embed
 HOLDOUT = 0.2

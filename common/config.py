@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from common.errors import BadInputError
+from common.config_values import ConfigError, Scalar, coerce, config_key
 from common.option import (
     FRACTION,
     HALF_OPEN_UNIT,
@@ -25,30 +25,17 @@ from common.option import (
     Option,
     option,
 )
+from common.secagg_params import (
+    DEFAULT_QUANTIZATION_RANGE,
+    check_threshold,
+    resolve_modulus,
+    resolve_shares,
+)
 from common.server_opt import SERVER_OPTIMIZERS
 
-Scalar = bool | int | float | str
-
-DEFAULT_QUANTIZATION_RANGE = 2**22
-# The smallest automatic SecAgg+ modulus (Flower's default). Larger cohorts get a larger
-# one; the server sums the masked int64 vectors, so clients x modulus must stay < 2**63.
-MIN_AUTO_MODULUS = 2**32
-INT64_LIMIT = 2**63
 LR_SCHEDULES = ("constant", "cosine")
 DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
 SHAPE_PATTERN = re.compile(r"\d+(x\d+)*")
-
-
-class ConfigError(BadInputError):
-    """A configuration value is wrong; the message names the key (``key``, when known)."""
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-def _key(name: str) -> str:
-    return name.replace("_", "-")
 
 
 def _shares_bound() -> Bound:
@@ -334,7 +321,7 @@ class RunConfig:
 
         Unknown keys are refused, because a typo silently ignored is a wasted run.
         """
-        known = {_key(f.name): f for f in fields(cls)}
+        known = {config_key(f.name): f for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in flat.items():
             if key not in known:
@@ -342,14 +329,14 @@ class RunConfig:
                     f"unknown config key {key!r}; known keys: {', '.join(sorted(known))}", key
                 )
             f = known[key]
-            values[f.name] = _coerce(key, raw, f.default)
+            values[f.name] = coerce(key, raw, f.default)
         cfg = cls(**values)
         cfg.validate()
         return cfg
 
     def to_flat(self) -> dict[str, Scalar]:
         """Kebab-case dict of scalars, fit for a Flower ConfigRecord."""
-        return {_key(f.name): getattr(self, f.name) for f in fields(self)}
+        return {config_key(f.name): getattr(self, f.name) for f in fields(self)}
 
     def replace(self, **changes: Any) -> RunConfig:
         cfg = dataclasses.replace(self, **changes)
@@ -361,7 +348,7 @@ class RunConfig:
     def validate(self) -> None:
         """Refuse bad values before any round runs, naming the key."""
         for f in fields(self):
-            key, value, meta = _key(f.name), getattr(self, f.name), run_option(f)
+            key, value, meta = config_key(f.name), getattr(self, f.name), run_option(f)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{key} must be a finite number, got {value}", key)
             if meta.choices and value not in meta.choices:
@@ -383,33 +370,12 @@ class RunConfig:
         return self.dp_noise_multiplier > 0
 
     def secagg_shares(self, clients_per_round: int) -> tuple[int, int]:
-        """(num_shares, reconstruction_threshold), resolving the automatic defaults.
-
-        Auto picks a neighbourhood of about 2·log2(n)+1 clients (SecAgg+, Bell et al.
-        2020: logarithmic neighbourhoods keep the privacy of full SecAgg at a fraction of
-        its cost) and a majority threshold, so a round survives losing up to a minority
-        of each neighbourhood.
-        """
-        n = clients_per_round
-        shares = self.num_shares or min(n, max(3, 2 * math.ceil(math.log2(max(n, 2))) + 1))
-        threshold = self.reconstruction_threshold or max(2, shares // 2 + 1)
-        if not self.reconstruction_threshold and threshold >= shares:
-            threshold = shares - 1
-        return shares, threshold
+        """(num_shares, reconstruction_threshold) for a round, the automatic ones resolved."""
+        return resolve_shares(self.num_shares, self.reconstruction_threshold, clients_per_round)
 
     def secagg_modulus(self, clients_per_round: int) -> int:
-        """The SecAgg+ modulus for a round of ``clients_per_round``, resolving auto.
-
-        Each client's quantized value lies in [0, quantization-range] (both ends
-        included: a value clipped at +clipping-range quantizes to the top level), so the
-        sum of n clients needs a modulus above n x quantization-range.
-        """
-        if self.modulus_range:
-            return self.modulus_range
-        modulus = MIN_AUTO_MODULUS
-        while modulus <= clients_per_round * self.quantization_range:
-            modulus *= 2
-        return modulus
+        """The SecAgg+ modulus for a round of ``clients_per_round``, auto resolved."""
+        return resolve_modulus(self.modulus_range, self.quantization_range, clients_per_round)
 
     def round_learning_rate(self, server_round: int) -> float:
         """The local learning rate in ``server_round`` (1-based) under ``lr-schedule``.
@@ -469,67 +435,7 @@ def _check_dp(cfg: RunConfig) -> None:
         )
 
 
-def check_threshold(shares: int, threshold: int) -> None:
-    if threshold >= shares:
-        raise ConfigError(
-            f"reconstruction-threshold ({threshold}) must be less than num-shares ({shares})",
-            "reconstruction-threshold",
-        )
-    if threshold <= shares // 2:
-        # With a minority threshold a server could collect enough shares of both a client's
-        # self-mask seed and its pairwise key from different neighbours and unmask it alone.
-        raise ConfigError(
-            f"reconstruction-threshold ({threshold}) must be a majority of num-shares "
-            f"({shares}): at least {shares // 2 + 1}",
-            "reconstruction-threshold",
-        )
-
-
 def run_option(f: dataclasses.Field[Any]) -> Option:
     meta = f.metadata.get("option")
     assert isinstance(meta, Option), f"RunConfig.{f.name} is not declared with option()"
     return meta
-
-
-def parse_set_items(items: list[str]) -> dict[str, str]:
-    """``--set KEY=VALUE`` options (repeatable) as raw flat config entries."""
-    extra: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
-        extra[key.strip()] = value.strip()
-    return extra
-
-
-def _coerce(key: str, raw: Any, default: Any) -> Any:
-    """Convert a raw value (possibly a string from a CLI) to the default's type."""
-    try:
-        if isinstance(default, bool):
-            return _coerce_bool(raw)
-        if isinstance(default, int):
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError(raw)
-            return int(raw)
-        if isinstance(default, float):
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError(raw)
-            return value
-        return str(raw)
-    except (TypeError, ValueError):
-        kind = type(default).__name__
-        raise ConfigError(f"{key} must be a {kind}, got {raw!r}", key) from None
-
-
-def _coerce_bool(raw: Any) -> bool:
-    if isinstance(raw, str):
-        low = raw.strip().lower()
-        if low in ("true", "1", "yes", "on"):
-            return True
-        if low in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(raw)
-    return bool(raw)

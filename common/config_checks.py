@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from common.config import INT64_LIMIT, ConfigError, RunConfig, check_threshold
+from common.config import RunConfig
+from common.config_values import ConfigError
+from common.secagg_params import INT64_LIMIT, check_threshold
 
 
 def check_secagg_cohort(cfg: RunConfig, clients_per_round: int) -> None:

@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import fields
 from typing import Any
 
-from common.config import RunConfig, Scalar, _key, run_option
+from common.config import RunConfig, run_option
+from common.config_values import Scalar, config_key
 
 # The training instruction's config carries the round number under this key, and the
 # run's key (which names the device's state file; not the server's paths) under RUN_KEY.
@@ -26,7 +27,7 @@ RUN_END_RECORD = "fedssl-run-end"
 # watches for it and exits.
 RUN_END_FILE = "run-ended.json"
 
-CLIENT_KEYS = tuple(_key(f.name) for f in fields(RunConfig) if run_option(f).client)
+CLIENT_KEYS = tuple(config_key(f.name) for f in fields(RunConfig) if run_option(f).client)
 
 
 def run_key(cfg: RunConfig) -> str:

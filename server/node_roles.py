@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
-from common.config import Scalar
+from common.config_values import Scalar
 from common.messages import EVALUATE, ROLE_RECORD, TRAIN
 
 log = logging.getLogger("fedssl.server")

@@ -33,7 +33,7 @@ FEW_LABELS = 0.01  # the fraction of labels of the final encoder's few-label fig
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    from common.config import ConfigError, parse_set_items
+    from common.config_values import ConfigError, parse_set_items
 
     name, _, body = text.partition(":")
     if not name:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     base: dict[str, Any] = {"dataset": "hapt"}
     if args.quick:
         base.update({"num-server-rounds": 4, "local-epochs": 1})
-    from common.config import parse_set_items
+    from common.config_values import parse_set_items
 
     base.update(parse_set_items(args.set))
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -87,17 +87,6 @@ def test_too_many_clients_for_an_explicit_modulus_is_refused() -> None:
     assert err.value.key == "modulus-range"
 
 
-@pytest.mark.parametrize(
-    ("clients", "modulus"),
-    [(3, 2**32), (1023, 2**32), (1024, 2**33), (1000, 2**32), (10_000, 2**36), (100_000, 2**39)],
-)
-def test_the_auto_modulus_is_the_smallest_that_holds_the_sum(clients: int, modulus: int) -> None:
-    cfg = RunConfig()  # modulus-range 0 = auto, quantization 2^22
-    assert cfg.secagg_modulus(clients) == modulus
-    assert clients * 2**22 < modulus and (modulus == 2**32 or clients * 2**22 >= modulus // 2)
-    check_secagg_cohort(cfg, clients)
-
-
 def test_a_modulus_beyond_the_servers_int64_sum_is_refused() -> None:
     with pytest.raises(ConfigError, match="64-bit") as err:
         check_secagg_cohort(RunConfig(quantization_range=2**30, num_shares=21), 2**23)
@@ -110,14 +99,6 @@ def test_secagg_needs_three_clients_and_enough_neighbours() -> None:
     with pytest.raises(ConfigError, match="num-shares"):
         check_secagg_cohort(RunConfig(num_shares=7), 5)
     check_secagg_cohort(RunConfig(secure_aggregation=False), 1)
-
-
-@pytest.mark.parametrize("n", [3, 4, 5, 10, 21, 100, 1000])
-def test_auto_shares_are_valid_secagg_parameters(n: int) -> None:
-    shares, threshold = RunConfig().secagg_shares(n)
-    assert 2 < shares <= n
-    assert 2 <= threshold < shares
-    assert threshold > shares // 2  # a majority: no minority can unmask alone
 
 
 def test_cosine_schedule_decays_to_the_floor_and_constant_does_not() -> None:

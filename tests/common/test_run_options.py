@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from common.cli import build_parser, main
-from common.config import ConfigError, RunConfig, _key, run_option
+from common.config import RunConfig, run_option
+from common.config_values import ConfigError, config_key
 from common.run_options import (
     README_END,
     README_START,
@@ -43,10 +44,10 @@ def test_every_flagged_key_is_a_flag_of_every_run_command(command: str) -> None:
     flags = _flags_of(command)
     for f in fields(RunConfig):
         meta = run_option(f)
-        if meta.flag and _key(f.name) not in EXCLUDED.get(command, set()):
+        if meta.flag and config_key(f.name) not in EXCLUDED.get(command, set()):
             assert meta.flag in flags, (command, meta.flag)
     for key in EXCLUDED.get(command, set()):
-        flag = next(run_option(f).flag for f in fields(RunConfig) if _key(f.name) == key)
+        flag = next(run_option(f).flag for f in fields(RunConfig) if config_key(f.name) == key)
         assert flag not in flags
 
 
