@@ -2,7 +2,13 @@
 measured against, with a probe every few epochs.
 
     python -m simulations.benchmark.centralized --dataset hapt --epochs 30
+    python -m simulations.benchmark.centralized --epochs 60 --set temperature=0.2
     python -m simulations.benchmark.centralized --dataset fmnist --epochs 60 --batch-size 256 --device cuda
+
+``--set KEY=VALUE`` takes any run-config key that shapes pretraining (``temperature``,
+``augment-strength``, ...). Prints one JSON row per probe (linear and kNN) and, for the
+final encoder, a ``final`` row that adds few-label probes (1 % and 10 % of the labels,
+label seeds 0-2): what a federated run's final encoder is compared with.
 
 Framework-free (no Flower): runs wherever torch, numpy and scikit-learn are installed,
 so it also serves as the GPU measurement of the image suite.
@@ -14,17 +20,24 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 import torch
 from torch import nn
 
 from common.client_data import load_with_split
 from common.config import RunConfig
+from common.config_values import parse_set_items
+from common.data.dataset import Dataset
+from common.errors import EXIT_BAD_INPUT, BadInputError
+from common.eval.protocol import EvalSplit
 from common.eval.suite import evaluate_encoder
 from simulations.benchmark.baselines import ssl_pretrain
 
+FINAL_FRACTIONS = (0.01, 0.1)
 
-def main(argv: list[str] | None = None) -> int:
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -36,16 +49,46 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], help="KEY=VALUE run-config key")
     p.add_argument("--json", default="")
     args = p.parse_args(argv)
-    cfg = RunConfig(
-        dataset=args.dataset,
-        method=args.method,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        device=args.device,
-        seed=args.seed,
-    )
+    if args.epochs < 1:
+        p.error(f"--epochs must be >= 1, got {args.epochs}")
+    return args
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    """The run config of the flags and ``--set`` keys, validated (bad keys are named)."""
+    flat: dict[str, Any] = {
+        "dataset": args.dataset,
+        "method": args.method,
+        "batch-size": args.batch_size,
+        "learning-rate": args.lr,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    flat.update(parse_set_items(args.set))
+    return RunConfig.from_flat(flat)
+
+
+def _figures(enc: nn.Module, ds: Dataset, split: EvalSplit, cfg: RunConfig, final: bool) -> dict:
+    protocols = ("linear", "knn", "few-label") if final else ("linear", "knn")
+    res = evaluate_encoder(
+        enc.eval(), ds, split, protocols=protocols, fractions=FINAL_FRACTIONS, device=cfg.device
+    )["results"]
+    row = {"linear": res["linear"]["accuracy"], "knn": res["knn"]["accuracy"]}
+    for frac, figures in res.get("few-label", {}).items():
+        row[f"labels-{frac}"] = figures["accuracy_mean"]
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    try:
+        cfg = _config(args)
+    except BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     ds, split = load_with_split(cfg.dataset, cfg.seed)
     x = ds.x[split.pretrain]
     print(
@@ -53,36 +96,28 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(split.probe_test)} ({split.description})",
         flush=True,
     )
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
 
     def probe(epoch: int, enc: nn.Module) -> None:
         t = time.perf_counter() - t0
-        res = evaluate_encoder(
-            enc.eval(), ds, split, protocols=("linear", "knn"), device=args.device
-        )
+        row = {"epoch": epoch, "train_seconds": round(t, 1)}
+        row.update(_figures(enc, ds, split, cfg, final=epoch == args.epochs))
         enc.train()
-        row = {
-            "epoch": epoch,
-            "train_seconds": round(t, 1),
-            "linear": res["results"]["linear"]["accuracy"],
-            "knn": res["results"]["knn"]["accuracy"],
-        }
         rows.append(row)
         print(json.dumps(row), flush=True)
 
     torch.manual_seed(cfg.seed)
     ssl_pretrain(cfg, x, args.epochs, seed=cfg.seed, every=args.eval_every, on_checkpoint=probe)
-    samples = args.epochs * len(x)
-    train_s = rows[-1]["train_seconds"] if rows else 0.0
+    train_s = rows[-1]["train_seconds"]
     print(
-        f"done: {args.epochs} epochs, about {samples / max(train_s, 1e-9):.0f} samples/s "
-        f"including probes, device {args.device}",
+        f"done: {args.epochs} epochs, about {args.epochs * len(x) / max(train_s, 1e-9):.0f} "
+        f"samples/s including probes, device {cfg.device}",
         flush=True,
     )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"args": vars(args), "rows": rows}, fh, indent=2)
+            json.dump({"args": vars(args), "config": cfg.to_flat(), "rows": rows}, fh, indent=2)
     return 0
 
 
