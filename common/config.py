@@ -136,7 +136,7 @@ class RunConfig:
         1.0, "fraction of clients sampled per round", flag="--fraction-train", bound=FRACTION
     )
     local_epochs: int = option(
-        5, "local epochs per round", flag="--local-epochs", bound=POSITIVE, client=True
+        10, "local epochs per round", flag="--local-epochs", bound=POSITIVE, client=True
     )
     local_steps: int = option(
         0,
