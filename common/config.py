@@ -157,6 +157,12 @@ class RunConfig:
         choices=LR_SCHEDULES,
         client=True,
     )
+    lr_warmup_rounds: int = option(
+        0,
+        "the first N rounds ramp the local learning rate up linearly: round r <= N trains at r/(N+1) of it (then lr-schedule applies); 0 = no warmup",
+        bound=NON_NEGATIVE,
+        client=True,
+    )
     keep_optimizer_state: bool = option(
         True,
         "a client keeps its Adam moments between the rounds it trains in; off = a fresh optimizer each round, for large cohorts: each client trains rarely, and a simulation holds every client's state in the server process (HAPT: 1.5 MB a client)",
@@ -378,11 +384,15 @@ class RunConfig:
         return resolve_modulus(self.modulus_range, self.quantization_range, clients_per_round)
 
     def round_learning_rate(self, server_round: int) -> float:
-        """The local learning rate in ``server_round`` (1-based) under ``lr-schedule``.
+        """The local learning rate in ``server_round`` (1-based): ``lr-warmup-rounds`` of
+        linear warmup, then ``lr-schedule``.
 
-        Cosine decay across rounds, to a floor of 10 %: the server fixes the schedule, so
-        every client uses the same rate in the same round.
+        Cosine decays across rounds to a floor of 10 %. The server fixes the schedule,
+        so every client uses the same rate in the same round.
         """
+        warmup = self.lr_warmup_rounds
+        if server_round <= warmup:
+            return self.learning_rate * server_round / (warmup + 1)
         if self.lr_schedule == "constant":
             return self.learning_rate
         progress = min(max(server_round - 1, 0) / max(self.num_server_rounds - 1, 1), 1.0)

@@ -101,6 +101,16 @@ def test_secagg_needs_three_clients_and_enough_neighbours() -> None:
     check_secagg_cohort(RunConfig(secure_aggregation=False), 1)
 
 
+def test_warmup_ramps_the_first_rounds_then_the_schedule_takes_over() -> None:
+    cfg = RunConfig(learning_rate=3e-3, num_server_rounds=5, lr_warmup_rounds=2)
+    rates = [cfg.round_learning_rate(r) for r in range(1, 6)]
+    assert rates == pytest.approx([1e-3, 2e-3, 3e-3, 3e-3, 3e-3])  # 1/3, 2/3, then all
+    cosine = cfg.replace(lr_schedule="cosine")
+    # Round 3 of 5 is halfway along the cosine: 0.1 + 0.9 * 0.5 * (1 + cos(pi / 2)) = 0.55.
+    assert cosine.round_learning_rate(3) == pytest.approx(0.55 * 3e-3)
+    assert cosine.round_learning_rate(1) == pytest.approx(1e-3)
+
+
 def test_cosine_schedule_decays_to_the_floor_and_constant_does_not() -> None:
     cfg = RunConfig(learning_rate=1e-3, num_server_rounds=11, lr_schedule="cosine")
     rates = [cfg.round_learning_rate(r) for r in range(1, 12)]
