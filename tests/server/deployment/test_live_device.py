@@ -39,13 +39,14 @@ def test_a_live_device_decides_with_each_global_encoder_and_trains_on_its_store(
     d = load_digits()
     stream = lb.root / "stream.npz"  # windows the other devices do not hold, labeled
     np.savez(stream, x=(d.images / 16.0).astype(np.float32)[1000:1600, None], y=d.target[1000:1600])
-    # One local epoch a round: a new global encoder must arrive within the 30 s stream,
-    # whatever the default local work (10 epochs a round missed it on a loaded machine).
+    # One local epoch a round and a 60 s stream: a new global encoder must arrive before
+    # the stream ends, whatever the default local work (10 epochs a round and a 30 s
+    # stream missed it on a loaded machine).
     lb.start_server(3, register=3, extra=["--local-epochs", "1"])
     lb.wait_for(lambda: "waiting for 3 devices" in lb.log("server"), 120, "registration")
     static = [lb.start_client(i) for i in range(2)]
     live = lb.start_client(
-        2, "--stream", f"npz:{stream}", "--pace", "20", "--actions", "10",
+        2, "--stream", f"npz:{stream}", "--pace", "10", "--actions", "10",
         "--labels-per-class", "3", data=False,
     )  # fmt: skip
     assert lb.wait_server(600) == 0, lb.log("server")
