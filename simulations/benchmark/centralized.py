@@ -6,9 +6,10 @@ measured against, with a probe every few epochs.
     python -m simulations.benchmark.centralized --dataset fmnist --epochs 60 --batch-size 256 --device cuda
 
 ``--set KEY=VALUE`` takes any run-config key that shapes pretraining (``temperature``,
-``augment-strength``, ...). Prints one JSON row per probe (linear and kNN) and, for the
-final encoder, a ``final`` row that adds few-label probes (1 % and 10 % of the labels,
-label seeds 0-2): what a federated run's final encoder is compared with.
+``augment-strength``, ...). Prints one JSON row per probe (linear and kNN); the last
+row, the final encoder's, adds few-label probes (1 % and 10 % of the labels, label
+seeds 0-2): what a federated run's final encoder is compared with. A bad key or data
+set is refused by name (exit 2).
 
 Framework-free (no Flower): runs wherever torch, numpy and scikit-learn are installed,
 so it also serves as the GPU measurement of the image suite.
@@ -29,7 +30,7 @@ from common.client_data import load_with_split
 from common.config import RunConfig
 from common.config_values import parse_set_items
 from common.data.dataset import Dataset
-from common.errors import EXIT_BAD_INPUT, BadInputError
+from common.errors import BadInputError
 from common.eval.protocol import EvalSplit
 from common.eval.suite import evaluate_encoder
 from simulations.benchmark.baselines import ssl_pretrain
@@ -86,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
         cfg = _config(args)
-    except BadInputError as exc:
+        ds, split = load_with_split(cfg.dataset, cfg.seed)
+    except BadInputError as exc:  # a bad key, value or data set: the message, no traceback
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    ds, split = load_with_split(cfg.dataset, cfg.seed)
+        return exc.exit_code
     x = ds.x[split.pretrain]
     print(
         f"{ds.name}: pretraining on {len(x)} samples, probe {len(split.probe_train)} -> "

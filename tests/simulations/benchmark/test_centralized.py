@@ -33,8 +33,12 @@ def test_probes_every_few_epochs_and_adds_few_labels_at_the_end(
     assert printed == rows
 
 
-def test_an_unknown_or_bad_key_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_or_bad_key_or_data_set_is_refused_by_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["--dataset", "digits", "--set", "temprature=0.2"]) == 2
     assert "temprature" in capsys.readouterr().err
     assert main(["--dataset", "digits", "--set", "temperature=-1"]) == 2
     assert "temperature" in capsys.readouterr().err
+    assert main(["--dataset", "nosuchdata"]) == 2
+    assert "nosuchdata" in capsys.readouterr().err
