@@ -6,7 +6,6 @@ import glob
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from common.eval.linear_probe import probe_encoder
 from common.eval.suite import evaluate_encoder
 from common.serialize import load_encoder
 from simulations.benchmark.baselines import raw_arm, ssl_pretrain, supervised_arm
+from simulations.benchmark.parts import Part, Parts, merge
 from simulations.benchmark.seeds import combine_trees, mean_curve
 
 log = logging.getLogger("fedssl.benchmark")
@@ -36,12 +36,12 @@ def _suite(encoder: nn.Module, cfg: RunConfig, plan: dict[str, Any]) -> dict[str
 
 
 def run_arms(
-    cfg: RunConfig, plan: dict[str, Any], out: Path, ray_address: str = ""
+    cfg: RunConfig, plan: dict[str, Any], out: Path, parts: Parts, ray_address: str = ""
 ) -> dict[str, Any]:
     """Every arm at equal compute: each sample takes part in rounds x fraction-train
     rounds on average and is then seen local-epochs times. The SSL arms run once per
     pretraining seed (figures: mean, with their standard errors in ``arms_se``); the
-    label-only arms (supervised, raw) once."""
+    label-only arms (supervised, raw) once. Each finished arm is kept in ``parts``."""
     ds, split = load_with_split(cfg.dataset, cfg.seed)
     round_epochs = cfg.local_epochs * cfg.fraction_train  # epochs of data per round
     epochs = max(1, round(cfg.num_server_rounds * round_epochs))
@@ -61,10 +61,11 @@ def run_arms(
     for i, seed in enumerate(plan["pretrain_seeds"], 1):
         log.info("pretraining seed %d (%d of %d)", seed, i, len(plan["pretrain_seeds"]))
         seed_cfg = cfg.replace(seed=seed)
-        by_seed[str(seed)] = _ssl_arms(seed_cfg, plan, out, (epochs, round_epochs), ray_address)
+        budget = (epochs, round_epochs)
+        by_seed[str(seed)] = _ssl_arms(seed_cfg, plan, out, budget, parts, ray_address)
     _combine_seeds(results, by_seed)
     log.info("[4/6] supervised from scratch on the same label budgets")
-    _timed(results, "supervised", lambda: _supervised_arm(cfg, plan, results))
+    merge(results, parts.run("supervised", lambda: _supervised_arm(cfg, plan)))
     log.info("[5/6] linear probe on raw inputs")
     results["arms"]["raw"] = raw_arm(ds, split, plan["fractions"], plan["seeds"])
     log.info("[6/6] report")
@@ -76,26 +77,34 @@ def _ssl_arms(
     plan: dict[str, Any],
     out: Path,
     budget: tuple[int, float],
+    parts: Parts,
     ray_address: str,
 ) -> dict[str, Any]:
     """Federated (and its round 0, random-init), centralized and local-only SSL at one
     seed: the seed fixes the partition, the initial model and the training (and, for
     data sets without a fixed protocol, the held-out split). ``budget``: the epochs of
     the centralized and local-only arms, and the epochs of data per federated round."""
-    parts = client_indices(cfg)
+    clients = client_indices(cfg)
     epochs, round_epochs = budget
     run: dict[str, Any] = {"arms": {}, "curves": {}, "curves_seconds": {}, "seconds": {}}
+    seed = f"seed-{cfg.seed}"
     log.info(
         "[1/6] federated SSL with SecAgg+: %d clients x %d rounds",
-        len(parts),
+        len(clients),
         cfg.num_server_rounds,
     )
-    _federated_arm(cfg, plan, out / "federated" / f"seed-{cfg.seed}", run, ray_address)
+    fed_dir = out / "federated" / seed
+    merge(
+        run, parts.run(f"{seed}/federated", lambda: _federated_arm(cfg, plan, fed_dir, ray_address))
+    )
     log.info("[2/6] centralized SSL on the pooled data: %d epochs", epochs)
-    _timed(run, "centralized", lambda: _centralized_arm(cfg, plan, epochs, round_epochs, run))
-    n_local = plan["local_clients"] or len(parts)
+    start = run["curves"]["federated"][0][1]  # round 0: the random init all arms start from
+    central = lambda: _centralized_arm(cfg, plan, epochs, round_epochs, start)  # noqa: E731
+    merge(run, parts.run(f"{seed}/centralized", central))
+    n_local = plan["local_clients"] or len(clients)
     log.info("[3/6] local-only SSL: %d clients alone, %d epochs each", n_local, epochs)
-    _timed(run, "local_only", lambda: _local_only_arm(cfg, plan, parts[:n_local], epochs, run))
+    local = lambda: _local_only_arm(cfg, plan, clients[:n_local], epochs)  # noqa: E731
+    merge(run, parts.run(f"{seed}/local_only", local))
     return run
 
 
@@ -109,26 +118,23 @@ def _combine_seeds(results: dict[str, Any], by_seed: dict[str, dict[str, Any]]) 
     results["by_seed"] = by_seed
 
 
-def _timed(results: dict[str, Any], name: str, arm: Callable[[], None]) -> None:
-    t0 = time.perf_counter()
-    arm()
-    results["seconds"][name] = time.perf_counter() - t0
-
-
-def _federated_arm(
-    cfg: RunConfig, plan: dict[str, Any], fed_dir: Path, results: dict[str, Any], ray_address: str
-) -> None:
-    """A real ``fedssl simulate`` run; its per-round checkpoints give the curve, round 0
-    the random-init arm."""
+def _federated_arm(cfg: RunConfig, plan: dict[str, Any], fed_dir: Path, ray_address: str) -> Part:
+    """A real ``fedssl simulate`` run (or, on resume, the finished one already in
+    ``fed_dir``); its per-round checkpoints give the curve, round 0 the random-init arm."""
     from simulations.benchmark.federated import simulate_federated
 
-    results["seconds"]["federated"] = simulate_federated(cfg, fed_dir, ray_address)
+    seconds = simulate_federated(cfg, fed_dir, ray_address)
     curve = federated_curve(cfg, fed_dir)
-    results["curves"]["federated"] = [[c["round"], c["linear"]] for c in curve]
-    results["curves_seconds"]["federated"] = [[c["seconds"], c["linear"]] for c in curve]
-    results["arms"]["federated"] = _suite(load_encoder(fed_dir / "encoder.pt"), cfg, plan)
     random_init = sorted(glob.glob(str(fed_dir / "checkpoints" / "round-*.pt")))[0]
-    results["arms"]["random_init"] = _suite(load_encoder(random_init), cfg, plan)
+    return {
+        "seconds": {"federated": seconds},
+        "curves": {"federated": [[c["round"], c["linear"]] for c in curve]},
+        "curves_seconds": {"federated": [[c["seconds"], c["linear"]] for c in curve]},
+        "arms": {
+            "federated": _suite(load_encoder(fed_dir / "encoder.pt"), cfg, plan),
+            "random_init": _suite(load_encoder(random_init), cfg, plan),
+        },
+    }
 
 
 def federated_curve(cfg: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
@@ -145,10 +151,12 @@ def federated_curve(cfg: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _centralized_arm(
-    cfg: RunConfig, plan: dict[str, Any], epochs: int, round_epochs: float, results: dict[str, Any]
-) -> None:
+    cfg: RunConfig, plan: dict[str, Any], epochs: int, round_epochs: float, start: float
+) -> Part:
+    """Pooled SSL, probed every federated round's worth of epochs; ``start`` is the
+    random init's linear probe (the curve's first point)."""
     ds, split = load_with_split(cfg.dataset, cfg.seed)
-    curve: list[list[float]] = [[0, results["curves"]["federated"][0][1]]]
+    curve: list[list[float]] = [[0, start]]
     timed: list[list[float]] = [[0.0, curve[0][1]]]
     probing = [0.0]  # seconds spent in the probes, not in training
     t0 = time.perf_counter()
@@ -164,9 +172,11 @@ def _centralized_arm(
     central = ssl_pretrain(
         cfg, ds.x[split.pretrain], epochs, seed=cfg.seed, every=every, on_checkpoint=record
     )
-    results["curves"]["centralized"] = curve
-    results["curves_seconds"]["centralized"] = timed
-    results["arms"]["centralized"] = _suite(central, cfg, plan)
+    return {
+        "curves": {"centralized": curve},
+        "curves_seconds": {"centralized": timed},
+        "arms": {"centralized": _suite(central, cfg, plan)},
+    }
 
 
 def _local_only_arm(
@@ -174,8 +184,7 @@ def _local_only_arm(
     plan: dict[str, Any],
     parts: list[np.ndarray],
     epochs: int,
-    results: dict[str, Any],
-) -> None:
+) -> Part:
     """Each client alone, scored on linear and kNN (one fraction and seed: it is many runs)."""
     ds, _ = load_with_split(cfg.dataset, cfg.seed)
     light = {**plan, "fractions": plan["fractions"][:1], "seeds": plan["seeds"][:1]}
@@ -184,7 +193,7 @@ def _local_only_arm(
         for pid, idx in enumerate(parts)
     ]
     lin = np.array([r["linear"]["accuracy"] for r in local])
-    results["arms"]["local_only"] = {
+    figures = {
         "linear": {
             "accuracy": float(lin.mean()),
             "worst": float(lin.min()),
@@ -193,10 +202,12 @@ def _local_only_arm(
         "knn": {"accuracy": float(np.mean([r["knn"]["accuracy"] for r in local]))},
         "clients_evaluated": len(parts),
     }
+    return {"arms": {"local_only": figures}}
 
 
-def _supervised_arm(cfg: RunConfig, plan: dict[str, Any], results: dict[str, Any]) -> None:
+def _supervised_arm(cfg: RunConfig, plan: dict[str, Any]) -> Part:
     ds, split = load_with_split(cfg.dataset, cfg.seed)
-    results["arms"]["supervised"] = supervised_arm(
+    figures = supervised_arm(
         ds, split, plan["fractions"], plan["seeds"], plan["supervised_steps"], cfg.device
     )
+    return {"arms": {"supervised": figures}}

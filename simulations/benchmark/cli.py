@@ -57,6 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--supervised-steps", type=int, default=None, help="default 1500, quick 200")
     g.add_argument("--out", default="", help="output folder (default: runs/benchmark-DATASET-TIME)")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the stopped benchmark in --out: arms it finished are read back, "
+        "the rest are run (the same options are required)",
+    )
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from common.logs import setup_logging
     from common.run_options import config_from_args
     from simulations.benchmark.arms import run_arms
+    from simulations.benchmark.parts import Parts
     from simulations.benchmark.report import write_report
 
     setup_logging()
@@ -86,11 +93,11 @@ def run(args: argparse.Namespace) -> int:
     check_names(cfg)
     plan = _plan(args, cfg.seed)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out: the folder of the stopped benchmark")
     out = Path(args.out or f"runs/benchmark-{cfg.dataset.split(':')[0]}-{stamp}").resolve()
-    if (out / "results.json").exists():
-        raise ConfigError(f"--out {out} already holds a benchmark; choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    results = run_arms(cfg, plan, out, ray_address=args.ray_address)
+    parts = Parts(out, cfg, plan, resume=args.resume)
+    results = run_arms(cfg, plan, out, parts, ray_address=args.ray_address)
     print(write_report(results, out))
     print(f"\nfedssl benchmark: results in {out}")
     return EXIT_OK

@@ -4,12 +4,16 @@ in a child process, so that Ray lives and dies with it."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from common.config import RunConfig
+from simulations.benchmark.parts import same_federated_run
+
+log = logging.getLogger("fedssl.benchmark")
 
 # The federated arm simulates every client of a round on the few local cores, one after
 # another, so SecAgg+'s per-stage timeout (default 300 s, meant for real devices) would
@@ -23,12 +27,20 @@ SIMULATION_SECAGG_TIMEOUT_S = 24 * 3600.0
 def simulate_federated(cfg: RunConfig, out: Path, ray_address: str = "") -> float:
     """``fedssl simulate --config`` of ``cfg`` (SecAgg+ as configured, no probe: the
     benchmark scores every arm itself) in a child process, on the Ray cluster at
-    ``ray_address`` if given; returns its wall time."""
+    ``ray_address`` if given; returns its wall time. A finished run of the same config
+    already in ``out`` (a resumed benchmark) is kept, and its own seconds returned."""
     run_cfg = cfg.replace(
         secagg_timeout=SIMULATION_SECAGG_TIMEOUT_S, evaluate=False, out_dir=str(out.resolve())
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     config = out.parent / f"run-config-{out.name}.json"
+    if same_federated_run(out, config, run_cfg):
+        log.info("reusing the finished federated run in %s", out)
+        return float(json.loads((out / "summary.json").read_text())["seconds"])
+    if out.exists():  # stopped before it finished: keep it aside, run it again
+        aside = out.with_name(f"{out.name}.stopped-{time.strftime('%Y%m%d-%H%M%S')}")
+        log.warning("%s holds no finished run of this config; moved to %s", out, aside)
+        out.rename(aside)
+    out.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(json.dumps(run_cfg.to_flat(), indent=2) + "\n")
     cmd = [sys.executable, "-m", "common.cli", "simulate", "--config", str(config)]
     if ray_address:
