@@ -91,8 +91,9 @@ def _reply(msg: Message, figures: dict[str, Any]) -> Message:
 
 def role_reply(msg: Message, context: Context, flat: dict[str, Any]) -> Message:
     """Answer the server's question: does this node train, or only evaluate?"""
-    from common.messages import ROLE_RECORD
+    from common.messages import PARTITION_KEY, ROLE_RECORD
 
     cfg = RunConfig.from_flat({k: v for k, v in flat.items() if k not in (ROUND_KEY, RUN_KEY)})
     role = role_of(context, lambda: _training_clients(cfg))
-    return Message(RecordDict({ROLE_RECORD: ConfigRecord({"role": role})}), reply_to=msg)
+    answer = ConfigRecord({"role": role, PARTITION_KEY: partition_id_of(context)})
+    return Message(RecordDict({ROLE_RECORD: answer}), reply_to=msg)

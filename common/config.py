@@ -133,7 +133,10 @@ class RunConfig:
         6, "server rounds", flag="--rounds", bound=POSITIVE, client=True
     )
     fraction_train: float = option(
-        1.0, "fraction of clients sampled per round", flag="--fraction-train", bound=FRACTION
+        1.0,
+        "fraction of clients sampled per round (drawn from seed and the round)",
+        flag="--fraction-train",
+        bound=FRACTION,
     )
     local_epochs: int = option(
         10, "local epochs per round", flag="--local-epochs", bound=POSITIVE, client=True
@@ -170,7 +173,7 @@ class RunConfig:
     )
     seed: int = option(
         0,
-        "seeds the partition, the initial model and every client's training",
+        "seeds the partition, the initial model, every client's training and, with fraction-train < 1, which clients train in each round",
         flag="--seed",
         bound=NON_NEGATIVE,
         client=True,

@@ -15,6 +15,7 @@ ROUND_KEY = "server-round"
 RUN_KEY = "run-key"
 # A query with this record asks a node its role: it trains, or only evaluates.
 ROLE_RECORD = "fedssl-role"
+PARTITION_KEY = "partition-id"  # in a role reply: the simulated client's partition (-1 on a device)
 TRAIN, EVALUATE = "train", "evaluate"
 # An evaluate message: the global encoder's file (ENCODER_RECORD, its bytes as uint8) and
 # what to evaluate with (EVAL_RECORD); the reply's scalars are in EVAL_RESULT.

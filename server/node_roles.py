@@ -1,18 +1,29 @@
-"""Which nodes train and which only evaluate. Each node is asked once (a query message
-with the run's training config, from which a simulated client works out its role) and
-its answer is kept; nodes that have not answered yet count as trainers, so a run
-without evaluation-only nodes trains everyone as before."""
+"""Which nodes train and which only evaluate, and which of them train in a round.
+
+Each node is asked once (a query message with the run's training config, from which a
+simulated client works out its role; it also names its partition) and its answer is
+kept; nodes that have not answered yet count as trainers, so a run without
+evaluation-only nodes trains everyone as before.
+
+When only a fraction of the nodes trains each round, the draw comes from the run's seed
+and the round, over the nodes in a fixed order (partition, then node id), so that a run
+repeated with the same seed trains the same clients in every round. Flower's own
+sampler draws from Python's unseeded global ``random``, and simulated node ids are
+random in every run. Under central DP noise the draw stays unseeded: the privacy the
+accountant credits to sampling holds only while nobody can tell who was sampled.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from common.config_values import Scalar
-from common.messages import EVALUATE, ROLE_RECORD, TRAIN
+from common.messages import EVALUATE, PARTITION_KEY, ROLE_RECORD, TRAIN
 
 log = logging.getLogger("fedssl.server")
 ASK_TIMEOUT_S = 120.0
@@ -22,6 +33,7 @@ class NodeRoles:
     def __init__(self, training_config: dict[str, Scalar]) -> None:
         self.training_config = dict(training_config)
         self.roles: dict[int, str] = {}
+        self.partitions: dict[int, int] = {}  # node id -> partition, where the node said
 
     def ask(self, grid: Grid, node_ids: Iterable[int], timeout: float = ASK_TIMEOUT_S) -> None:
         """Ask the nodes whose role is not known yet."""
@@ -35,7 +47,10 @@ class NodeRoles:
                 continue
             record = reply.content.config_records.get(ROLE_RECORD)
             role = str(record["role"]) if record is not None else TRAIN
-            self.roles[reply.metadata.src_node_id] = EVALUATE if role == EVALUATE else TRAIN
+            node = reply.metadata.src_node_id
+            self.roles[node] = EVALUATE if role == EVALUATE else TRAIN
+            if record is not None:
+                self.partitions[node] = int(record.get(PARTITION_KEY, -1))  # type: ignore[arg-type]
         evaluating = sum(1 for n in unknown if self.roles.get(n) == EVALUATE)
         if evaluating:
             log.info("%d of %d new nodes only evaluate", evaluating, len(unknown))
@@ -45,3 +60,19 @@ class NodeRoles:
 
     def count(self, node_ids: Iterable[int], role: str) -> int:
         return sum(1 for n in node_ids if self.roles.get(n) == role)
+
+
+def sample_nodes(
+    node_ids: Sequence[int],
+    k: int,
+    seed: int | None,
+    server_round: int,
+    partitions: Mapping[int, int],
+) -> list[int]:
+    """``k`` of ``node_ids``, drawn uniformly without replacement from ``(seed,
+    server_round)`` over the nodes ordered by partition (-1 where unknown), then node
+    id; from fresh OS entropy when ``seed`` is None."""
+    ranked = sorted(node_ids, key=lambda n: (partitions.get(n, -1), n))
+    rng = np.random.default_rng(None if seed is None else [seed, server_round])
+    chosen = rng.choice(len(ranked), k, replace=False)
+    return [ranked[i] for i in sorted(chosen)]

@@ -72,12 +72,14 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         context, config=ServerConfig(num_rounds=cfg.num_server_rounds), strategy=strategy
     )
     grid = with_recording(with_fast_polling(grid))
-    strategy.roles = NodeRoles(training_config(cfg))
-    evaluate = _evaluator(grid, setup, strategy.roles) if cfg.evaluate_every else None
+    roles = strategy.roles = NodeRoles(training_config(cfg))
+    evaluate = _evaluator(grid, setup, roles) if cfg.evaluate_every else None
     initial: dict[str, Any] = {}
 
-    def before_round_1() -> None:  # the devices' figures for the encoder they start from
-        if evaluate is not None and not cfg.resume:
+    def before_round_1() -> None:
+        if cfg.fraction_train < 1:  # the seeded draw of trainers orders nodes by partition
+            roles.ask(grid, grid.get_node_ids())
+        if evaluate is not None and not cfg.resume:  # figures of the encoder they start from
             initial.update(evaluate(0, setup.out.checkpoint_path(0)))
 
     run_rounds(

@@ -38,7 +38,7 @@ from common.privacy.noise import add_gaussian_noise, noise_std
 from common.server_opt import ServerOptConfig, make_server_optimizer
 from common.wire_vector import WireShapeError, flatten, single_vector, unflatten
 from server.failures import describe_failure
-from server.node_roles import NodeRoles
+from server.node_roles import NodeRoles, sample_nodes
 from server.round_outcome import RoundOutcome
 
 log = logging.getLogger("fedssl.server")
@@ -114,9 +114,15 @@ class DeltaFedAvg(FedAvg):
         trainers = _Trainers(self.roles)
         available = sum(1 for proxy in client_manager.all().values() if trainers.select(proxy))
         sample_size, min_num = self.num_fit_clients(available)
-        sampled = client_manager.sample(
-            num_clients=sample_size, min_num_clients=min_num, criterion=trainers
-        )
+        client_manager.wait_for(min_num, timeout=86400)  # as Flower's own sampler does
+        by_id = {int(p.cid): p for p in client_manager.all().values() if trainers.select(p)}
+        if sample_size > len(by_id):  # too few trainers for a round: none is sampled
+            sample_size = 0
+        partitions = self.roles.partitions if self.roles is not None else {}
+        # Under DP noise nobody may know who was sampled (server.node_roles).
+        seed = None if self.accountant is not None else int(self.train_config.get("seed", 0))  # type: ignore[call-overload]
+        picked = sample_nodes(list(by_id), sample_size, seed, server_round, partitions)
+        sampled = [by_id[n] for n in picked]
         config: dict[str, Scalar] = {**self.train_config, ROUND_KEY: server_round}
         # The global weights travel as one vector (common.wire_vector), whatever the
         # workflow passed in ``parameters``.

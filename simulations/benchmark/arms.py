@@ -6,6 +6,7 @@ import glob
 import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def run_arms(
         by_seed[str(seed)] = _ssl_arms(seed_cfg, plan, out, budget, parts, ray_address)
     _combine_seeds(results, by_seed)
     log.info("[4/6] supervised from scratch on the same label budgets")
-    merge(results, parts.run("supervised", lambda: _supervised_arm(cfg, plan)))
+    merge(results, parts.run("supervised", partial(_supervised_arm, cfg, plan)))
     log.info("[5/6] linear probe on raw inputs")
     results["arms"]["raw"] = raw_arm(ds, split, plan["fractions"], plan["seeds"])
     log.info("[6/6] report")
@@ -95,15 +96,16 @@ def _ssl_arms(
     )
     fed_dir = out / "federated" / seed
     merge(
-        run, parts.run(f"{seed}/federated", lambda: _federated_arm(cfg, plan, fed_dir, ray_address))
+        run,
+        parts.run(f"{seed}/federated", partial(_federated_arm, cfg, plan, fed_dir, ray_address)),
     )
     log.info("[2/6] centralized SSL on the pooled data: %d epochs", epochs)
     start = run["curves"]["federated"][0][1]  # round 0: the random init all arms start from
-    central = lambda: _centralized_arm(cfg, plan, epochs, round_epochs, start)  # noqa: E731
+    central = partial(_centralized_arm, cfg, plan, epochs, round_epochs, start)
     merge(run, parts.run(f"{seed}/centralized", central))
     n_local = plan["local_clients"] or len(clients)
     log.info("[3/6] local-only SSL: %d clients alone, %d epochs each", n_local, epochs)
-    local = lambda: _local_only_arm(cfg, plan, clients[:n_local], epochs)  # noqa: E731
+    local = partial(_local_only_arm, cfg, plan, clients[:n_local], epochs)
     merge(run, parts.run(f"{seed}/local_only", local))
     return run
 

@@ -27,7 +27,7 @@ from flwr.common.serde import ProtoRecordDict, recorddict_from_proto
 
 from common.client_data import client_indices, client_inputs, load_with_split
 from common.config import RunConfig
-from common.messages import EVAL_RESULT, ROLE_RECORD
+from common.messages import EVAL_RESULT, PARTITION_KEY, ROLE_RECORD
 from common.serialize import checkpoint_shared_arrays
 
 N, ROUNDS = 4, 2
@@ -204,7 +204,9 @@ def _check_declared_reply(content: RecordDict, stage: str) -> None:
     (name,) = content.config_records
     record = content.config_records[name]
     if stage == "query":
-        assert name == ROLE_RECORD and set(record) == {"role"}
+        # its role, and its partition: a simulated client's index, -1 on a real device
+        assert name == ROLE_RECORD and set(record) == {"role", PARTITION_KEY}
+        assert record[PARTITION_KEY] in range(N)
     else:
         assert name == EVAL_RESULT and set(record) <= DECLARED_EVAL, set(record)
         assert {"pretext-loss", "accuracy", "embedding-std"} <= set(record)  # it evaluated

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +12,23 @@ import numpy as np
 import pytest
 from cli_run import run_cli
 
+# Half the clients per round: the other arms' budget shrinks to match (2 x 1 x 0.5).
+QUICK = ["--quick", "--dataset", "digits", "--clients", "6", "--rounds", "2", "--fraction-train"]
+QUICK += ["0.5", "--local-clients", "2", "--supervised-steps", "30", "--pretrain-seeds", "3,4"]
+QUICK += ["--fractions", "0.1", "--seeds", "0"]
 
-def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
-    out = tmp_path / "bench"
-    # Half the clients per round: the other arms' budget shrinks to match (2 x 1 x 0.5).
-    args = ["--quick", "--dataset", "digits", "--clients", "6", "--rounds", "2"]
-    args += ["--fraction-train", "0.5", "--local-clients", "2", "--supervised-steps", "30"]
-    args += ["--pretrain-seeds", "3,4"]
-    proc = run_cli("benchmark", *args, "--fractions", "0.1", "--seeds", "0", "--out", str(out))
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One quick benchmark, run once for the tests of this module (read-only to them)."""
+    out = tmp_path_factory.mktemp("quick") / "bench"
+    proc = run_cli("benchmark", *QUICK, "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_quick_benchmark_end_to_end(finished: Path) -> None:
+    out = finished
     res = json.loads((out / "results.json").read_text())
     arms = res["arms"]
     assert set(arms) == {
@@ -65,6 +74,40 @@ def test_quick_benchmark_end_to_end(tmp_path: Path) -> None:
     assert "50% of the clients per round" in table
     assert " ± " in table and "Time to accuracy" in table
     assert (out / "federated" / "seed-3" / "metrics.jsonl").exists()
+
+
+def test_a_stopped_benchmark_resumes_from_its_finished_arms(finished: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    shutil.copytree(finished, out)
+    before = json.loads((out / "results.json").read_text())
+    proc = run_cli("benchmark", *QUICK, "--out", str(out), "--resume")
+    assert proc.returncode == 2 and "already holds a finished benchmark" in proc.stderr
+    # Stopped during seed 4's federated run: its simulation has no summary, and neither
+    # it nor the arms after it left a part.
+    for name in ("results.json", "parts/supervised.json", "parts/seed-4/local_only.json"):
+        (out / name).unlink()
+    (out / "parts" / "seed-4" / "federated.json").unlink()
+    (out / "federated" / "seed-4" / "summary.json").unlink()
+    seed3_mtime = (out / "federated" / "seed-3" / "metrics.jsonl").stat().st_mtime_ns
+
+    proc = run_cli("benchmark", *QUICK, "--out", str(out))
+    assert proc.returncode == 2 and "--resume continues" in proc.stderr
+    proc = run_cli("benchmark", *QUICK, "--rounds", "3", "--out", str(out), "--resume")
+    assert proc.returncode == 2 and "num-server-rounds: 2 -> 3" in proc.stderr, proc.stderr
+    assert not (out / "results.json").exists()
+
+    proc = run_cli("benchmark", *QUICK, "--out", str(out), "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = json.loads((out / "results.json").read_text())
+    assert after["by_seed"]["3"] == before["by_seed"]["3"]  # read back, not recomputed
+    assert (out / "federated" / "seed-3" / "metrics.jsonl").stat().st_mtime_ns == seed3_mtime
+    assert "reusing the finished seed-4/centralized" in proc.stderr
+    # the unfinished simulation was kept aside and run again in full
+    assert len(list((out / "federated").glob("seed-4.stopped-*"))) == 1
+    rows = (out / "federated" / "seed-4" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["round"] for r in rows] == [1, 2]
+    assert set(after["arms"]) == set(before["arms"])
+    assert after["arms"]["supervised"].keys() == before["arms"]["supervised"].keys()
 
 
 @pytest.mark.parametrize(

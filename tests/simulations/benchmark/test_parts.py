@@ -27,7 +27,12 @@ def test_a_finished_part_is_read_back_not_recomputed(tmp_path: Path) -> None:
 
     again = Parts(tmp_path / "b", cfg, PLAN, resume=True)
     calls: list[str] = []
-    read = again.run("seed-0/centralized", lambda: calls.append("ran") or _part(0.1))
+
+    def recompute() -> dict:  # type: ignore[type-arg]
+        calls.append("ran")
+        return _part(0.1)
+
+    read = again.run("seed-0/centralized", recompute)
     assert calls == [] and read == json.loads(json.dumps(made))
     # a part that was never finished is produced on resume
     assert again.run("seed-1/centralized", lambda: _part(0.8))["arms"]["centralized"]
