@@ -54,6 +54,16 @@ class NodeRoles:
         evaluating = sum(1 for n in unknown if self.roles.get(n) == EVALUATE)
         if evaluating:
             log.info("%d of %d new nodes only evaluate", evaluating, len(unknown))
+        silent = sum(1 for n in unknown if n not in self.roles)
+        if silent:
+            log.warning(
+                "%d of %d nodes did not answer the role question within %.0f s; they count "
+                "as trainers, drawn (with fraction-train < 1) in node-id order, which a "
+                "rerun does not repeat",
+                silent,
+                len(unknown),
+                timeout,
+            )
 
     def trains(self, node_id: int) -> bool:
         return self.roles.get(node_id, TRAIN) == TRAIN

@@ -78,7 +78,8 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
 
     def before_round_1() -> None:
         if cfg.fraction_train < 1:  # the seeded draw of trainers orders nodes by partition
-            roles.ask(grid, grid.get_node_ids())
+            # as long as a round would wait: a node's first message pays its start-up
+            roles.ask(grid, grid.get_node_ids(), timeout=cfg.secagg_timeout)
         if evaluate is not None and not cfg.resume:  # figures of the encoder they start from
             initial.update(evaluate(0, setup.out.checkpoint_path(0)))
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from cli_run import run_cli
 
+from common.serialize import checkpoint_shared_arrays
+
 # Half the clients per round: the other arms' budget shrinks to match (2 x 1 x 0.5).
 QUICK = ["--quick", "--dataset", "digits", "--clients", "6", "--rounds", "2", "--fraction-train"]
 QUICK += ["0.5", "--local-clients", "2", "--supervised-steps", "30", "--pretrain-seeds", "3,4"]
@@ -102,10 +104,16 @@ def test_a_stopped_benchmark_resumes_from_its_finished_arms(finished: Path, tmp_
     assert after["by_seed"]["3"] == before["by_seed"]["3"]  # read back, not recomputed
     assert (out / "federated" / "seed-3" / "metrics.jsonl").stat().st_mtime_ns == seed3_mtime
     assert "reusing the finished seed-4/centralized" in proc.stderr
-    # the unfinished simulation was kept aside and run again in full
-    assert len(list((out / "federated").glob("seed-4.stopped-*"))) == 1
-    rows = (out / "federated" / "seed-4" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(r)["round"] for r in rows] == [1, 2]
+    # the unfinished simulation was kept aside and run again in full; with the same seed
+    # the same 3 of 6 clients trained in each round, so it repeats the stopped one
+    (aside,) = (out / "federated").glob("seed-4.stopped-*")
+    rows = _rows(out / "federated" / "seed-4")
+    assert [r["round"] for r in rows] == [1, 2]
+    assert [r["train_loss"] for r in rows] == pytest.approx(
+        [r["train_loss"] for r in _rows(aside)], rel=1e-5
+    )
+    for new, old in zip(_checkpoint(out / "federated" / "seed-4"), _checkpoint(aside), strict=True):
+        np.testing.assert_allclose(new, old, atol=1e-6)
     assert set(after["arms"]) == set(before["arms"])
     assert after["arms"]["supervised"].keys() == before["arms"]["supervised"].keys()
 
@@ -127,3 +135,11 @@ def test_benchmark_refuses_bad_lists(tmp_path: Path, flag: str, value: str) -> N
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert flag in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "b").exists()  # refused before any work
+
+
+def _rows(run_dir: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _checkpoint(run_dir: Path) -> list[np.ndarray]:
+    return checkpoint_shared_arrays(max((run_dir / "checkpoints").glob("round-*.pt")))
