@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 from cli_run import run_cli
 
-from common.serialize import checkpoint_shared_arrays
-
 # Half the clients per round: the other arms' budget shrinks to match (2 x 1 x 0.5).
 QUICK = ["--quick", "--dataset", "digits", "--clients", "6", "--rounds", "2", "--fraction-train"]
 QUICK += ["0.5", "--local-clients", "2", "--supervised-steps", "30", "--pretrain-seeds", "3,4"]
@@ -113,8 +111,6 @@ def test_a_stopped_benchmark_resumes_from_its_finished_arms(finished: Path, tmp_
     losses, stopped = [r["train_loss"] for r in rows], [r["train_loss"] for r in _rows(aside)]
     assert losses[0] == pytest.approx(stopped[0], rel=1e-9)
     assert losses == pytest.approx(stopped, rel=1e-3)
-    for new, old in zip(_checkpoint(out / "federated" / "seed-4"), _checkpoint(aside), strict=True):
-        np.testing.assert_allclose(new, old, atol=1e-3)
     assert set(after["arms"]) == set(before["arms"])
     assert after["arms"]["supervised"].keys() == before["arms"]["supervised"].keys()
 
@@ -140,7 +136,3 @@ def test_benchmark_refuses_bad_lists(tmp_path: Path, flag: str, value: str) -> N
 
 def _rows(run_dir: Path) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def _checkpoint(run_dir: Path) -> list[np.ndarray]:
-    return checkpoint_shared_arrays(max((run_dir / "checkpoints").glob("round-*.pt")))
