@@ -184,7 +184,7 @@ def _centralized_arm(
 def _local_only_arm(
     cfg: RunConfig,
     plan: dict[str, Any],
-    parts: list[np.ndarray],
+    clients: list[np.ndarray],
     epochs: int,
 ) -> Part:
     """Each client alone, scored on linear and kNN (one fraction and seed: it is many runs)."""
@@ -192,7 +192,7 @@ def _local_only_arm(
     light = {**plan, "fractions": plan["fractions"][:1], "seeds": plan["seeds"][:1]}
     local = [
         _suite(ssl_pretrain(cfg, ds.x[idx], epochs, seed=cfg.seed + pid + 1), cfg, light)
-        for pid, idx in enumerate(parts)
+        for pid, idx in enumerate(clients)
     ]
     lin = np.array([r["linear"]["accuracy"] for r in local])
     figures = {
@@ -202,7 +202,7 @@ def _local_only_arm(
             "best": float(lin.max()),
         },
         "knn": {"accuracy": float(np.mean([r["knn"]["accuracy"] for r in local]))},
-        "clients_evaluated": len(parts),
+        "clients_evaluated": len(clients),
     }
     return {"arms": {"local_only": figures}}
 

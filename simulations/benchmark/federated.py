@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from common.config import RunConfig
-from simulations.benchmark.parts import same_federated_run
+from simulations.benchmark.parts import finished_run_seconds
 
 log = logging.getLogger("fedssl.benchmark")
 
@@ -33,9 +33,10 @@ def simulate_federated(cfg: RunConfig, out: Path, ray_address: str = "") -> floa
         secagg_timeout=SIMULATION_SECAGG_TIMEOUT_S, evaluate=False, out_dir=str(out.resolve())
     )
     config = out.parent / f"run-config-{out.name}.json"
-    if same_federated_run(out, config, run_cfg):
+    seconds = finished_run_seconds(out, config, run_cfg)
+    if seconds is not None:
         log.info("reusing the finished federated run in %s", out)
-        return float(json.loads((out / "summary.json").read_text())["seconds"])
+        return seconds
     if out.exists():  # stopped before it finished: keep it aside, run it again
         aside = out.with_name(f"{out.name}.stopped-{time.strftime('%Y%m%d-%H%M%S')}")
         log.warning("%s holds no finished run of this config; moved to %s", out, aside)

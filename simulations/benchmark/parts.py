@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ class Parts:
         self.out = out
         self.dir = out / "parts"
         self.resume = resume
-        self.print = fingerprint(cfg, plan)
+        self.asked = fingerprint(cfg, plan)
         self._open()
 
     def _open(self) -> None:
@@ -60,9 +61,9 @@ class Parts:
             saved = _read_json(plan_path)
             if saved is None:
                 raise ConfigError(f"--resume: {plan_path} is not readable JSON")
-            _check_same(saved, self.print)
+            _check_same(saved, self.asked)
         self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(plan_path, (json.dumps(self.print, indent=2) + "\n").encode())
+        atomic_write_bytes(plan_path, (json.dumps(self.asked, indent=2) + "\n").encode())
 
     def run(self, name: str, produce: Callable[[], Part]) -> Part:
         """The part ``name``: read back when resuming and it was finished, else produced
@@ -89,14 +90,10 @@ def merge(into: dict[str, Any], part: Part) -> None:
 
 def _check_same(saved: dict[str, Any], new: dict[str, Any]) -> None:
     diffs = [
-        f"{k}: {saved.get('config', {}).get(k)!r} -> {v!r}"
-        for k, v in new["config"].items()
-        if saved.get("config", {}).get(k) != v
-    ]
-    diffs += [
-        f"plan {k}: {saved.get('plan', {}).get(k)!r} -> {v!r}"
-        for k, v in new["plan"].items()
-        if saved.get("plan", {}).get(k) != v
+        f"{prefix}{k}: {saved.get(section, {}).get(k)!r} -> {v!r}"
+        for section, prefix in (("config", ""), ("plan", "plan "))
+        for k, v in new[section].items()
+        if saved.get(section, {}).get(k) != v
     ]
     if diffs:
         raise ConfigError(
@@ -104,22 +101,22 @@ def _check_same(saved: dict[str, Any], new: dict[str, Any]) -> None:
         )
 
 
-def same_federated_run(run_dir: Path, config: Path, run_cfg: RunConfig) -> bool:
-    """Whether ``run_dir`` holds a finished simulation started from the config file
-    ``config`` that equals ``run_cfg`` (keys the file lacks, being newer than it, are
-    taken at their defaults)."""
+def finished_run_seconds(run_dir: Path, config: Path, run_cfg: RunConfig) -> float | None:
+    """The seconds of the finished simulation in ``run_dir`` if it was started from the
+    config file ``config`` and that equals ``run_cfg`` (keys the file lacks, being newer
+    than it, are taken at their defaults); None otherwise."""
     summary = _read_json(run_dir / "summary.json")
     saved = _read_json(config)
     if not summary or summary.get("status") != "completed" or not saved:
-        return False
+        return None
     if not (run_dir / "encoder.pt").is_file():
-        return False
-    known = {config_key(k) for k in RunConfig.__dataclass_fields__}
+        return None
+    known = {config_key(f.name) for f in fields(RunConfig)}
     try:
         old = RunConfig.from_flat({k: v for k, v in saved.items() if k in known})
     except ConfigError:
-        return False
-    return old.to_flat() == run_cfg.to_flat()
+        return None
+    return float(summary["seconds"]) if old == run_cfg else None
 
 
 def _read_json(path: Path) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.config import ConfigError, RunConfig
-from simulations.benchmark.parts import Parts, merge, same_federated_run
+from simulations.benchmark.parts import Parts, finished_run_seconds, merge
 
 PLAN = {"pretrain_seeds": [0, 1], "fractions": [0.01], "seeds": [0]}
 
@@ -86,8 +86,8 @@ def test_a_finished_federated_run_is_kept_only_for_the_same_config(tmp_path: Pat
     config.write_text(json.dumps(saved))
     (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "seconds": 5}))
     (tmp_path / "encoder.pt").write_bytes(b"x")
-    assert same_federated_run(tmp_path, config, cfg)
-    assert not same_federated_run(tmp_path, config, cfg.replace(lr_warmup_rounds=1))
-    assert not same_federated_run(tmp_path, config, cfg.replace(seed=1))
+    assert finished_run_seconds(tmp_path, config, cfg) == 5.0
+    assert finished_run_seconds(tmp_path, config, cfg.replace(lr_warmup_rounds=1)) is None
+    assert finished_run_seconds(tmp_path, config, cfg.replace(seed=1)) is None
     (tmp_path / "summary.json").write_text(json.dumps({"status": "failed"}))
-    assert not same_federated_run(tmp_path, config, cfg)
+    assert finished_run_seconds(tmp_path, config, cfg) is None
