@@ -11,6 +11,9 @@ repeated with the same seed trains the same clients in every round. Flower's own
 sampler draws from Python's unseeded global ``random``, and simulated node ids are
 random in every run. Under central DP noise the draw stays unseeded: the privacy the
 accountant credits to sampling holds only while nobody can tell who was sampled.
+A real device's answer about its partition is not believed (``trust_partitions``):
+devices know the seed, and a device that named its own place in the order could steer
+its chance of being drawn.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ ASK_TIMEOUT_S = 120.0
 
 
 class NodeRoles:
-    def __init__(self, training_config: dict[str, Scalar]) -> None:
+    def __init__(self, training_config: dict[str, Scalar], trust_partitions: bool = True) -> None:
         self.training_config = dict(training_config)
+        self.trust_partitions = trust_partitions  # simulation only: its clients are ours
         self.roles: dict[int, str] = {}
         self.partitions: dict[int, int] = {}  # node id -> partition, where the node said
 
@@ -49,7 +53,7 @@ class NodeRoles:
             role = str(record["role"]) if record is not None else TRAIN
             node = reply.metadata.src_node_id
             self.roles[node] = EVALUATE if role == EVALUATE else TRAIN
-            if record is not None:
+            if record is not None and self.trust_partitions:
                 self.partitions[node] = int(record.get(PARTITION_KEY, -1))  # type: ignore[arg-type]
         evaluating = sum(1 for n in unknown if self.roles.get(n) == EVALUATE)
         if evaluating:

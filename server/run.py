@@ -72,7 +72,8 @@ def run_federated(grid: Grid, context: Any, cfg: RunConfig) -> dict[str, Any]:
         context, config=ServerConfig(num_rounds=cfg.num_server_rounds), strategy=strategy
     )
     grid = with_recording(with_fast_polling(grid))
-    roles = strategy.roles = NodeRoles(training_config(cfg))
+    # A deployment's devices are not trusted to name their place in the sampling order.
+    roles = strategy.roles = NodeRoles(training_config(cfg), trust_partitions=not cfg.node_data)
     evaluate = _evaluator(grid, setup, roles) if cfg.evaluate_every else None
     initial: dict[str, Any] = {}
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.common import ndarrays_to_parameters
 from strategy_results import client_manager, plain_strategy
 
+from common.messages import PARTITION_KEY, ROLE_RECORD
 from common.privacy.accountant import RdpPrivacyAccountant
 from server.node_roles import NodeRoles, sample_nodes
 
@@ -90,3 +92,28 @@ def test_under_dp_noise_the_draw_is_not_reproducible_from_the_seed() -> None:
         got = s.configure_fit(1, ndarrays_to_parameters(init), client_manager(10))
         draws.add(tuple(sorted(int(proxy.cid) for proxy, _ in got)))
     assert len(draws) > 1  # 8 draws of 3 of 10 (120 subsets) all equal: p < 1e-14
+
+
+class _AnsweringGrid:
+    """Every node answers the role question as a trainer claiming partition 0."""
+
+    def send_and_receive(self, messages: list[Message], timeout: float) -> list[Message]:
+        answer = {"role": "train", PARTITION_KEY: 0}
+        return [
+            Message(RecordDict({ROLE_RECORD: ConfigRecord(answer)}), reply_to=m) for m in messages
+        ]
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_a_device_naming_its_partition_is_believed_only_in_simulation(
+    trusted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flwr.supercore.task_identity import TaskIdentity
+
+    # Flower stamps messages with the current task; this test is its own small task.
+    for key, value in (("task_id", 1), ("run_id", 1), ("node_id", 7)):
+        monkeypatch.setattr(TaskIdentity, f"_{key}", value)
+    roles = NodeRoles({}, trust_partitions=trusted)
+    roles.ask(_AnsweringGrid(), [5, 6])  # type: ignore[arg-type]
+    assert roles.roles == {5: "train", 6: "train"}
+    assert roles.partitions == ({5: 0, 6: 0} if trusted else {})
