@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from common.run_options import add_run_options
 
     # The federated arm's options; the other arms follow its data, method and budget.
-    add_run_options(p, exclude=("evaluate",))
+    add_run_options(p, exclude=("evaluate", "evaluate-every"))
     g = p.add_argument_group("benchmark")
     g.add_argument(
         "--ray-address",
