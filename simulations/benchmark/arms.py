@@ -145,7 +145,11 @@ def federated_curve(cfg: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     ended = np.cumsum([0.0] + [float(r.get("seconds", 0.0)) for r in rows if r.get("round")])
     curve = []
-    for path in sorted(glob.glob(str(run_dir / "checkpoints" / "round-*.pt"))):
+    paths = sorted(glob.glob(str(run_dir / "checkpoints" / "round-*.pt")))
+    log.info("linear probe of the %d round checkpoints in %s", len(paths), run_dir)
+    for i, path in enumerate(paths, 1):
+        if i % 10 == 0:
+            log.info("  %d of %d checkpoints probed", i, len(paths))
         rnd = int(Path(path).stem.split("-")[1])
         seconds = float(ended[min(rnd, len(ended) - 1)])
         curve.append({"round": rnd, "linear": _linear(load_encoder(path), cfg), "seconds": seconds})
