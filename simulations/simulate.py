@@ -76,6 +76,7 @@ def preflight(cfg: RunConfig) -> int:
     any process starts; return the number of simulated nodes."""
     from common.client_data import client_indices, eval_client_count
     from common.config import ConfigError
+    from common.data.partition import MIN_CLIENT_SAMPLES
     from server.outputs import RUN_FILES
 
     check_names(cfg)
@@ -83,9 +84,12 @@ def preflight(cfg: RunConfig) -> int:
     if any((out / name).exists() for name in RUN_FILES):
         raise ConfigError(f"--out {out} already holds a run; choose a new folder")
     parts = client_indices(cfg)
-    too_small = [i for i, p in enumerate(parts) if len(p) < 2]
+    too_small = [i for i, p in enumerate(parts) if len(p) < MIN_CLIENT_SAMPLES]
     if too_small:
-        raise ConfigError(f"clients {too_small[:10]} hold fewer than 2 samples; use fewer clients")
+        raise ConfigError(
+            f"clients {too_small[:10]} hold fewer than {MIN_CLIENT_SAMPLES} samples; "
+            "use fewer clients"
+        )
     check_secagg_cohort(cfg, cfg.clients_per_round(len(parts)))
     return len(parts) + eval_client_count(cfg)  # evaluation-only clients are nodes too
 

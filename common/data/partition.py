@@ -10,7 +10,9 @@ from common.data.dataset import Dataset
 from common.data.errors import DataError
 
 SCHEMES = ("natural", "iid", "dirichlet:ALPHA")
-DIRICHLET_MAX_DRAWS = 10  # re-draws (same seeded stream) before an empty client is an error
+DIRICHLET_MAX_DRAWS = 10  # re-draws (same seeded stream) before a too-small client is an error
+# A contrastive batch needs two views of two samples: a client with fewer cannot train.
+MIN_CLIENT_SAMPLES = 2
 
 
 def natural_client_ids(ds: Dataset) -> list[int]:
@@ -95,8 +97,9 @@ def partition(ds: Dataset, scheme: str, num_clients: int | None, seed: int) -> l
       first k ids (their samples only), None keeps all.
     iid: seeded random split into num_clients parts of nearly equal size.
     dirichlet:ALPHA: per class (unlabeled as one pseudo-class) client shares ~ Dirichlet(ALPHA);
-      if a client ends up empty the shares are re-drawn from the same seeded generator, up to
-      DIRICHLET_MAX_DRAWS draws in all, before raising DataError. Results depend only on seed.
+      if a client ends up with fewer than MIN_CLIENT_SAMPLES samples the shares are re-drawn
+      from the same seeded generator, up to DIRICHLET_MAX_DRAWS draws in all, before raising
+      DataError. Results depend only on seed.
     """
     if not isinstance(scheme, str):
         raise DataError(f"partition scheme must be a string; valid: {', '.join(SCHEMES)}")
@@ -124,14 +127,14 @@ def partition(ds: Dataset, scheme: str, num_clients: int | None, seed: int) -> l
         parts = []
         for _ in range(DIRICHLET_MAX_DRAWS):
             parts = _dirichlet_once(ds.y, k, alpha, rng)
-            if all(p.size for p in parts):
+            if all(p.size >= MIN_CLIENT_SAMPLES for p in parts):
                 break
-        empty = [i for i, p in enumerate(parts) if p.size == 0]
-        if empty:
+        small = [i for i, p in enumerate(parts) if p.size < MIN_CLIENT_SAMPLES]
+        if small:
             raise DataError(
-                f"{ds.name}: partition {scheme!r} left clients {empty[:10]} empty "
-                f"({len(empty)} of {k}) after {DIRICHLET_MAX_DRAWS} draws; "
-                "use fewer clients or a larger ALPHA"
+                f"{ds.name}: partition {scheme!r} left clients {small[:10]} with fewer than "
+                f"{MIN_CLIENT_SAMPLES} samples ({len(small)} of {k}) after "
+                f"{DIRICHLET_MAX_DRAWS} draws; use fewer clients or a larger ALPHA"
             )
     else:
         raise DataError(f"unknown partition scheme {scheme!r}; valid: {', '.join(SCHEMES)}")

@@ -93,9 +93,25 @@ def test_dirichlet_treats_unlabeled_as_a_class() -> None:
     assert sum(int((ds.y[p] == -1).sum()) for p in parts) == 100
 
 
+def test_dirichlet_redraws_a_client_too_small_to_train() -> None:
+    """A contrastive batch needs two samples: a draw leaving a client one is re-drawn."""
+    from common.data.partition import _dirichlet_once
+
+    y = (np.arange(120) % 4).astype(np.int64)
+    ds = Dataset(x=np.zeros((120, 1, 4), np.float32), y=y, client=None, num_classes=4, name="toy")
+    rng = np.random.default_rng(11)
+    first = _dirichlet_once(y, 12, 0.3, rng)
+    assert min(p.size for p in first) == 1  # seed 11's first draw: a client of one sample
+    parts = partition(ds, "dirichlet:0.3", 12, seed=11)
+    _check_partition(parts, 120)
+    assert min(p.size for p in parts) >= 2
+    second = _dirichlet_once(y, 12, 0.3, rng)  # the same seeded stream's next draw
+    assert all(np.array_equal(a, b) for a, b in zip(parts, second, strict=True))
+
+
 def test_empty_clients_raise() -> None:
     ds = _toy(20, classes=1)
-    with pytest.raises(DataError, match=r"clients .* empty .*fewer clients or a larger ALPHA"):
+    with pytest.raises(DataError, match=r"clients .* fewer than 2 samples .*fewer clients or a"):
         partition(ds, "dirichlet:0.01", 15, seed=0)
     with pytest.raises(DataError, match="21 clients for only 20 samples"):
         partition(ds, "iid", 21, seed=0)
