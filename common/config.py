@@ -54,7 +54,7 @@ class RunConfig:
     )
     partition: str = option(
         "auto",
-        "natural (by the data's client ids), iid, dirichlet:ALPHA; auto = natural if the data has client ids, else iid",
+        "natural (by the data's client ids), iid, dirichlet:ALPHA (each class split by Dirichlet(ALPHA) shares, smaller = more skew; re-drawn until every client holds 2 samples); auto = natural if the data has client ids, else iid",
         flag="--partition",
         client=True,
     )

@@ -23,7 +23,7 @@ from common.run_options import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-EXCLUDED = {"server": {"partition"}, "benchmark": {"evaluate"}}
+EXCLUDED = {"server": {"partition"}, "benchmark": {"evaluate", "evaluate-every"}}
 
 
 def _parser() -> argparse.ArgumentParser:
