@@ -124,12 +124,11 @@ def partition(ds: Dataset, scheme: str, num_clients: int | None, seed: int) -> l
             raise DataError(f"partition {scheme!r}: give ALPHA, e.g. 'dirichlet:0.5'")
         alpha = _parse_alpha(name)
         k = _check_count(ds, num_clients, scheme)
-        parts = []
         for _ in range(DIRICHLET_MAX_DRAWS):
             parts = _dirichlet_once(ds.y, k, alpha, rng)
-            if all(p.size >= MIN_CLIENT_SAMPLES for p in parts):
+            small = [i for i, p in enumerate(parts) if p.size < MIN_CLIENT_SAMPLES]
+            if not small:
                 break
-        small = [i for i, p in enumerate(parts) if p.size < MIN_CLIENT_SAMPLES]
         if small:
             raise DataError(
                 f"{ds.name}: partition {scheme!r} left clients {small[:10]} with fewer than "

@@ -25,11 +25,12 @@ SIMULATION_SECAGG_TIMEOUT_S = 24 * 3600.0
 
 
 def simulate_federated(cfg: RunConfig, out: Path, ray_address: str = "") -> float:
-    """``fedssl simulate --config`` of ``cfg`` (SecAgg+ as configured; neither the
-    server's probe nor the devices' evaluation: the benchmark scores every arm itself,
-    and their time would count against the federated arm) in a child process, on the Ray cluster at
-    ``ray_address`` if given; returns its wall time. A finished run of the same config
-    already in ``out`` (a resumed benchmark) is kept, and its own seconds returned."""
+    """``fedssl simulate --config`` of ``cfg`` in a child process, on the Ray cluster at
+    ``ray_address`` if given; returns its wall time. SecAgg+ as configured, but neither
+    the server's probe nor the devices' evaluation: the benchmark scores every arm
+    itself, and their time would count against the federated arm. A finished run of the
+    same config already in ``out`` (a resumed benchmark) is kept, and its own seconds
+    returned."""
     run_cfg = cfg.replace(
         secagg_timeout=SIMULATION_SECAGG_TIMEOUT_S,
         evaluate=False,
