@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import math
 import time
 from functools import partial
 from pathlib import Path
@@ -126,7 +127,7 @@ def _federated_arm(cfg: RunConfig, plan: dict[str, Any], fed_dir: Path, ray_addr
     from simulations.benchmark.federated import simulate_federated
 
     seconds = simulate_federated(cfg, fed_dir, ray_address)
-    curve = federated_curve(cfg, fed_dir)
+    curve = federated_curve(cfg, fed_dir, plan["curve_points"])
     random_init = sorted(glob.glob(str(fed_dir / "checkpoints" / "round-*.pt")))[0]
     return {
         "seconds": {"federated": seconds},
@@ -139,18 +140,39 @@ def _federated_arm(cfg: RunConfig, plan: dict[str, Any], fed_dir: Path, ray_addr
     }
 
 
-def federated_curve(cfg: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
-    """A finished run's linear probe after every round (round 0: the random init), with
-    the wall seconds its rounds had taken by then (their own durations, summed)."""
+def thin_rounds(rounds: list[int], points: int) -> list[int]:
+    """At most ``points`` of ``rounds`` after the first, evenly spaced and always the
+    last, plus the first (round 0); ``points`` <= 0 keeps every round. Each probe embeds
+    the whole data set, so a run of many rounds on large data probes a subset."""
+    later = rounds[1:]
+    if points <= 0 or len(later) <= points:
+        return list(rounds)
+    step = math.ceil(len(later) / points)
+    kept = later[step - 1 :: step]
+    if kept[-1] != later[-1]:
+        kept.append(later[-1])
+    return rounds[:1] + kept
+
+
+def federated_curve(cfg: RunConfig, run_dir: Path, points: int = 0) -> list[dict[str, Any]]:
+    """A finished run's linear probe after its rounds (round 0: the random init; every
+    round, or ``points`` of them as ``thin_rounds`` picks), with the wall seconds its
+    rounds had taken by then (their own durations, summed)."""
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     ended = np.cumsum([0.0] + [float(r.get("seconds", 0.0)) for r in rows if r.get("round")])
     curve = []
-    paths = sorted(glob.glob(str(run_dir / "checkpoints" / "round-*.pt")))
-    log.info("linear probe of the %d round checkpoints in %s", len(paths), run_dir)
-    for i, path in enumerate(paths, 1):
+    found = {
+        int(Path(p).stem.split("-")[1]): p
+        for p in glob.glob(str(run_dir / "checkpoints" / "round-*.pt"))
+    }
+    picked = thin_rounds(sorted(found), points)
+    log.info(
+        "linear probe of %d of the %d round checkpoints in %s", len(picked), len(found), run_dir
+    )
+    for i, rnd in enumerate(picked, 1):
         if i % 10 == 0:
-            log.info("  %d of %d checkpoints probed", i, len(paths))
-        rnd = int(Path(path).stem.split("-")[1])
+            log.info("  %d of %d checkpoints probed", i, len(picked))
+        path = found[rnd]
         seconds = float(ended[min(rnd, len(ended) - 1)])
         curve.append({"round": rnd, "linear": _linear(load_encoder(path), cfg), "seconds": seconds})
     return curve

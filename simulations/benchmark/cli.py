@@ -56,6 +56,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="local-only arm on the first N clients (default all, quick 4)",
     )
     g.add_argument("--supervised-steps", type=int, default=None, help="default 1500, quick 200")
+    g.add_argument(
+        "--curve-points",
+        type=int,
+        default=20,
+        metavar="N",
+        help="probe at most N of the federated round checkpoints for the curve (evenly "
+        "spaced, always the last round; each probe embeds the whole data set); 0 = every "
+        "round (default: %(default)s)",
+    )
     g.add_argument("--out", default="", help="output folder (default: runs/benchmark-DATASET-TIME)")
     g.add_argument(
         "--resume",
@@ -105,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The budget: pretraining seeds, label fractions and seeds, local-only clients,
-    supervised steps."""
+    supervised steps, federated curve points."""
     q = args.quick
     fractions = (
         _floats(args.fractions, "--fractions")
@@ -122,12 +131,17 @@ def _plan(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     )
     if not pretrain or len(set(pretrain)) != len(pretrain):
         raise ConfigError("--pretrain-seeds must list distinct seeds")
+    if args.curve_points < 0:
+        raise ConfigError(
+            f"--curve-points must be 0 (every round) or more, got {args.curve_points}"
+        )
     return {
         "pretrain_seeds": pretrain,
         "fractions": fractions,
         "seeds": _ints(args.seeds, "--seeds") if args.seeds else ([0] if q else [0, 1, 2]),
         "local_clients": local_clients,
         "supervised_steps": args.supervised_steps or (200 if q else 1500),
+        "curve_points": args.curve_points,
     }
 
 

@@ -113,6 +113,10 @@ def time_to_accuracy(results: dict[str, Any]) -> str:
                 hits = [first_reaching(r[key][arm], target) for r in runs]
                 cells.append(", ".join("–" if h is None else f"{h:.3g}" for h in hits))
         lines.append(f"| {100 * target:.1f} % | " + " | ".join(cells) + " |")
+    probed, rounds = len(results["curves"]["federated"]) - 1, results.get("rounds", 0)
+    if probed < rounds:
+        lines += ["", f"Federated: the first probed round ({probed} of {rounds} rounds "
+                      "probed, `--curve-points`)."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

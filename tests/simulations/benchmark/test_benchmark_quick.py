@@ -117,6 +117,19 @@ def test_a_stopped_benchmark_resumes_from_its_finished_arms(finished: Path, tmp_
     assert after["arms"]["supervised"].keys() == before["arms"]["supervised"].keys()
 
 
+def test_the_curve_probes_fewer_rounds_with_curve_points(finished: Path) -> None:
+    """``--curve-points 1`` probes round 0 and the last round only, and gets the same
+    figures there as the benchmark's every-round curve."""
+    from common.config import RunConfig
+    from simulations.benchmark.arms import federated_curve
+
+    cfg = RunConfig.from_flat({"dataset": "digits", "seed": 4})
+    full = json.loads((finished / "results.json").read_text())["by_seed"]["4"]["curves"]
+    thin = federated_curve(cfg, finished / "federated" / "seed-4", points=1)
+    assert [c["round"] for c in thin] == [0, 2]
+    assert [c["linear"] for c in thin] == pytest.approx([full["federated"][i][1] for i in (0, 2)])
+
+
 @pytest.mark.parametrize(
     ("flag", "value"),
     [
@@ -125,6 +138,7 @@ def test_a_stopped_benchmark_resumes_from_its_finished_arms(finished: Path, tmp_
         ("--pretrain-seeds", "1,1"),
         ("--pretrain-seeds", "x"),
         ("--seeds", "0;1"),
+        ("--curve-points", "-1"),
     ],
 )
 def test_benchmark_refuses_bad_lists(tmp_path: Path, flag: str, value: str) -> None:
