@@ -14,16 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_context, parent_process
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from common.errors import BadInputError
+from common.errors import EXIT_ERROR, BadInputError
 
 PREPARE_NICE = 10
 AGENT_FOLDER = "agent"  # the encoders the agent decides with (copies of global/'s)
@@ -86,8 +88,19 @@ def prepare(job: Job) -> dict[str, Any]:
     }
 
 
-def _lower_priority(nice: int) -> None:
+def _start_worker(nice: int) -> None:
+    """The worker's initializer: a lower priority, and an end when the agent dies. A
+    killed agent cannot shut the pool down, and the worker would wait on its queue
+    forever (it holds both ends of the queue's pipe), keeping the encoder in memory."""
     os.nice(nice)
+    agent = parent_process()
+    if agent is not None:
+        threading.Thread(target=_exit_with, args=(agent,), name="agent-watch", daemon=True).start()
+
+
+def _exit_with(agent: BaseProcess) -> None:
+    agent.join()  # returns when the agent process has ended, however it ended
+    os._exit(EXIT_ERROR)  # no one is left to read it
 
 
 def warm_up() -> None:
@@ -104,7 +117,7 @@ class Preparer:
         self.pool = ProcessPoolExecutor(
             max_workers=1,
             mp_context=get_context("spawn"),
-            initializer=_lower_priority,
+            initializer=_start_worker,
             initargs=(nice,),
         )
         self.pool.submit(warm_up)
