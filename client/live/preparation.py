@@ -91,7 +91,10 @@ def prepare(job: Job) -> dict[str, Any]:
 def _start_worker(nice: int) -> None:
     """The worker's initializer: a lower priority, and an end when the agent dies. A
     killed agent cannot shut the pool down, and the worker would wait on its queue
-    forever (it holds both ends of the queue's pipe), keeping the encoder in memory."""
+    forever (it holds both ends of the queue's pipe), keeping the encoder in memory.
+    Not prctl's death signal (``common.processes``, for the daemons' children): that
+    fires when the spawning *thread* ends, and only on Linux; the parent's sentinel
+    is the agent process itself, on every platform."""
     os.nice(nice)
     agent = parent_process()
     if agent is not None:

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from procfs import children, ended
 
 from common.environment import daemon_env
 
@@ -24,19 +24,6 @@ def silent_runtime() -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         s.listen(16)
         yield f"127.0.0.1:{s.getsockname()[1]}"
-
-
-def _children(pid: int) -> set[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return {int(c) for c in path.read_text().split()} if path.exists() else set()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _start(address: str) -> subprocess.Popen[bytes]:
@@ -53,7 +40,7 @@ def _forked(forker: subprocess.Popen[bytes], tokens: int) -> set[int]:
         forker.stdin.write(f"token-{i}\n".encode())
     forker.stdin.flush()
     deadline = time.monotonic() + 90  # the parent imports torch and Flower first
-    while len(kids := _children(forker.pid)) < tokens:
+    while len(kids := children(forker.pid)) < tokens:
         assert forker.poll() is None, "the forker exited"
         assert time.monotonic() < deadline, f"only {len(kids)} of {tokens} tasks forked"
         time.sleep(0.1)
@@ -67,10 +54,7 @@ def test_one_child_per_token_and_sigterm_stops_them_all(silent_runtime: str) -> 
         assert len(kids) == 2
         forker.send_signal(signal.SIGTERM)
         assert forker.wait(30) == 0
-        deadline = time.monotonic() + 10
-        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(k) for k in kids)
+        assert ended(kids, within=10)
     finally:
         if forker.poll() is None:
             forker.kill()
@@ -83,10 +67,7 @@ def test_the_forker_ends_with_its_superexec(silent_runtime: str) -> None:
         assert forker.stdin is not None
         forker.stdin.close()  # what the SuperExec's exit does to the pipe
         assert forker.wait(30) == 0
-        deadline = time.monotonic() + 10
-        while _alive(kid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(kid)
+        assert ended([kid], within=10)
     finally:
         if forker.poll() is None:
             forker.kill()

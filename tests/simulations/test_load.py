@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procfs import alive
 
 from simulations.bench import load as bench_load
 from simulations.bench.growth import fd_growth, fit_growth
@@ -127,15 +128,11 @@ def test_processes_left_in_the_run_session_are_found_and_ended() -> None:
         left = bench_load.session_leftovers(leader.pid, wait_s=0.5)
         assert left == [f"{child} sleep"]
         time.sleep(0.2)
-        assert not Path(f"/proc/{child}").exists() or _state(child) == "Z"
+        assert not alive(child)
         assert bench_load.session_leftovers(leader.pid, wait_s=0.1) == []
     finally:
         if Path(f"/proc/{child}").exists():
             os.kill(child, signal.SIGKILL)
-
-
-def _state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
 
 
 # ---- the real runs (slow) ----

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from delivered_encoder import deliver
 from flwr.app import Context, RecordDict
+from procfs import children, ended
 from sklearn.datasets import load_digits
 
 from client.live.agent_process import add_stream_arguments, check_stream_args
@@ -128,27 +129,6 @@ def _agent(state: Path, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc: Linux)."""
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended while we looked
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie, ended but not yet reaped by its new parent, is not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 def test_an_agent_killed_mid_stream_resumes_deciding_at_once(tmp_path: Path) -> None:
     d = load_digits()
@@ -166,15 +146,12 @@ def test_an_agent_killed_mid_stream_resumes_deciding_at_once(tmp_path: Path) -> 
         fed += 1
         time.sleep(0.01)
     assert saved.exists()
-    workers = _children(proc.pid)
+    workers = children(proc.pid)
     assert workers  # the niced preparation worker (and multiprocessing's tracker)
     proc.kill()  # SIGKILL: no chance to save or close anything
     proc.wait()
     # its worker ends with it instead of waiting on the dead agent's queue forever
-    gone = time.monotonic() + 20
-    while any(_alive(w) for w in workers) and time.monotonic() < gone:
-        time.sleep(0.1)
-    assert not any(_alive(w) for w in workers), f"left running: {workers}"
+    assert ended(workers, within=20), f"left running: {workers}"
     logged = len((state / "decisions.jsonl").read_text().splitlines())
     assert logged > 0
     again = _agent(state)
