@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from cli_run import run_cli
+from cli_run import run_cli, run_main
 
-from common.cli import main
 from common.models.registry import build_encoder
 from common.serialize import save_encoder
 
@@ -79,10 +77,6 @@ def test_bad_options_exit_2(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # In-process (a subprocess per case costs seconds of imports); the same main() as `fedssl`.
-    monkeypatch.setattr(logging.getLogger("fedssl"), "handlers", [])
-    code = main(
-        ["evaluate", "--encoder", str(digits_encoder), "--dataset", "digits", option, value]
-    )
-    err = capsys.readouterr().err
+    argv = ["evaluate", "--encoder", str(digits_encoder), "--dataset", "digits", option, value]
+    code, err = run_main(argv, capsys, monkeypatch)
     assert code == 2 and named in err, err

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_run import run_cli
+from cli_run import run_cli, run_main
 
 # Half the clients per round: the other arms' budget shrinks to match (2 x 1 x 0.5).
 QUICK = ["--quick", "--dataset", "digits", "--clients", "6", "--rounds", "2", "--fraction-train"]
@@ -78,12 +76,22 @@ def test_quick_benchmark_end_to_end(finished: Path) -> None:
     assert (out / "federated" / "seed-3" / "metrics.jsonl").exists()
 
 
-def test_a_stopped_benchmark_resumes_from_its_finished_arms(finished: Path, tmp_path: Path) -> None:
+def test_a_stopped_benchmark_resumes_from_its_finished_arms(
+    finished: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(*extra: str) -> str:
+        """Run in this process: each of these is refused before any work."""
+        code, err = run_main(["benchmark", *QUICK, "--out", str(out), *extra], capsys, monkeypatch)
+        assert code == 2, err[-2000:]
+        return err
+
     out = tmp_path / "bench"
     shutil.copytree(finished, out)
     before = json.loads((out / "results.json").read_text())
-    proc = run_cli("benchmark", *QUICK, "--out", str(out), "--resume")
-    assert proc.returncode == 2 and "already holds a finished benchmark" in proc.stderr
+    assert "already holds a finished benchmark" in refused("--resume")
     # Stopped during seed 4's federated run: its simulation has no summary, and neither
     # it nor the arms after it left a part.
     for name in ("results.json", "parts/supervised.json", "parts/seed-4/local_only.json"):
@@ -92,10 +100,8 @@ def test_a_stopped_benchmark_resumes_from_its_finished_arms(finished: Path, tmp_
     (out / "federated" / "seed-4" / "summary.json").unlink()
     seed3_mtime = (out / "federated" / "seed-3" / "metrics.jsonl").stat().st_mtime_ns
 
-    proc = run_cli("benchmark", *QUICK, "--out", str(out))
-    assert proc.returncode == 2 and "--resume continues" in proc.stderr
-    proc = run_cli("benchmark", *QUICK, "--rounds", "3", "--out", str(out), "--resume")
-    assert proc.returncode == 2 and "num-server-rounds: 2 -> 3" in proc.stderr, proc.stderr
+    assert "--resume continues" in refused()
+    assert "num-server-rounds: 2 -> 3" in refused("--rounds", "3", "--resume")
     assert not (out / "results.json").exists()
 
     proc = run_cli("benchmark", *QUICK, "--out", str(out), "--resume")
@@ -141,12 +147,17 @@ def test_the_curve_probes_fewer_rounds_with_curve_points(finished: Path) -> None
         ("--curve-points", "-1"),
     ],
 )
-def test_benchmark_refuses_bad_lists(tmp_path: Path, flag: str, value: str) -> None:
-    cmd = [sys.executable, "-m", "common.cli", "benchmark", "--dataset", "digits"]
-    cmd += [flag, value, "--out", str(tmp_path / "b")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert flag in proc.stderr and "Traceback" not in proc.stderr
+def test_benchmark_refuses_bad_lists(
+    tmp_path: Path,
+    flag: str,
+    value: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv = ["benchmark", "--dataset", "digits", flag, value, "--out", str(tmp_path / "b")]
+    code, err = run_main(argv, capsys, monkeypatch)
+    assert code == 2, err[-2000:]
+    assert flag in err and "Traceback" not in err
     assert not (tmp_path / "b").exists()  # refused before any work
 
 
