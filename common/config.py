@@ -66,11 +66,14 @@ class RunConfig:
         client=True,
     )
     method: str = option(
-        "simclr", "SSL method: simclr, byol, simsiam", flag="--method", client=True
+        "simclr",
+        "SSL method: simclr, byol, simsiam, fedx (SimCLR distilled from the round's global model, FedX)",
+        flag="--method",
+        client=True,
     )
     temperature: float = option(
         0.5,
-        "NT-Xent temperature (SimCLR); 0.5 beat 0.1 federated on HAPT",
+        "NT-Xent temperature (SimCLR; FedX uses it for all its terms); 0.5 beat 0.1 federated on HAPT",
         bound=POSITIVE,
         client=True,
     )

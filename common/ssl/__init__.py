@@ -2,16 +2,19 @@
 
 from common.ssl.base import SSLMethod
 from common.ssl.byol import BYOL
-from common.ssl.losses import NegativeCosineLoss, NTXentLoss
+from common.ssl.fedx import FedX
+from common.ssl.losses import NegativeCosineLoss, NTXentLoss, RelationalLoss
 from common.ssl.registry import METHODS, build_method
 from common.ssl.simclr import SimCLR
 from common.ssl.simsiam import SimSiam
 
 __all__ = [
     "BYOL",
+    "FedX",
     "METHODS",
     "NTXentLoss",
     "NegativeCosineLoss",
+    "RelationalLoss",
     "SSLMethod",
     "SimCLR",
     "SimSiam",

@@ -8,10 +8,16 @@ from torch import nn
 
 from common.ssl.base import SSLMethod
 from common.ssl.byol import BYOL
+from common.ssl.fedx import FedX
 from common.ssl.simclr import SimCLR
 from common.ssl.simsiam import SimSiam
 
-METHODS: dict[str, type[SSLMethod]] = {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam}
+METHODS: dict[str, type[SSLMethod]] = {
+    "simclr": SimCLR,
+    "byol": BYOL,
+    "simsiam": SimSiam,
+    "fedx": FedX,
+}
 
 
 def build_method(name: str, encoder: nn.Module, **hparams: Any) -> SSLMethod:

@@ -63,6 +63,9 @@ EXPECTED = {
     ("fedu", "simclr"): ONLINE,  # no predictor: FedU is FedAvg here
     ("fedu", "byol"): ALL,  # FedU needs a global predictor to choose from
     ("fedu", "simsiam"): ALL,
+    ("fedavg", "fedx"): ALL,  # FedX averages its whole net, predictor included
+    ("fedema", "fedx"): ALL,
+    ("fedu", "fedx"): ALL,
 }
 
 

@@ -1,29 +1,13 @@
-"""NT-Xent against an independent double-loop reference; negative cosine loss."""
+"""NT-Xent and FedX's relational loss against independent double-loop references;
+negative cosine loss."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
+from ssl_reference import reference_ntxent, reference_relational
 
-from common.ssl import NegativeCosineLoss, NTXentLoss
-
-
-def _reference_ntxent(z1: torch.Tensor, z2: torch.Tensor, t: float) -> float:
-    z = [*z1.tolist(), *z2.tolist()]
-    n2, n = len(z), len(z1)
-
-    def cos(a: list[float], b: list[float]) -> float:
-        dot = sum(x * y for x, y in zip(a, b, strict=True))
-        return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
-
-    total = 0.0
-    for i in range(n2):
-        pos = (i + n) % n2
-        denom = sum(math.exp(cos(z[i], z[k]) / t) for k in range(n2) if k != i)
-        total += -math.log(math.exp(cos(z[i], z[pos]) / t) / denom)
-    return total / n2
+from common.ssl import NegativeCosineLoss, NTXentLoss, RelationalLoss
 
 
 @pytest.mark.parametrize("temperature", [0.1, 0.5])
@@ -31,7 +15,7 @@ def test_ntxent_matches_reference(temperature: float) -> None:
     g = torch.Generator().manual_seed(0)
     z1, z2 = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
     got = NTXentLoss(temperature)(z1, z2).item()
-    assert got == pytest.approx(_reference_ntxent(z1, z2, temperature), abs=1e-5)
+    assert got == pytest.approx(reference_ntxent(z1, z2, temperature), abs=1e-5)
 
 
 def test_ntxent_low_for_aligned_pairs() -> None:
@@ -49,3 +33,20 @@ def test_negative_cosine() -> None:
     assert loss(p, -p.detach()).item() == pytest.approx(4.0, abs=1e-6)
     loss(p, z).backward()
     assert p.grad is not None and z.grad is None  # target branch detached inside
+
+
+@pytest.mark.parametrize(("temperature", "anchors"), [(0.1, 6), (0.5, 1)])
+def test_relational_loss_matches_reference(temperature: float, anchors: int) -> None:
+    g = torch.Generator().manual_seed(1)
+    x1, x2 = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    a = torch.randn(anchors, 7, generator=g)
+    got = RelationalLoss(temperature)(x1, x2, a).item()
+    assert got == pytest.approx(reference_relational(x1, x2, a, temperature), abs=1e-5)
+
+
+def test_relational_loss_is_zero_when_the_views_relate_alike() -> None:
+    x, a = torch.randn(8, 4), torch.randn(10, 4)
+    assert RelationalLoss(0.1)(x, 2 * x, a).item() == pytest.approx(0.0, abs=1e-6)
+    assert RelationalLoss(0.1)(x, torch.randn(8, 4), a).item() > 0.01
+    with pytest.raises(ValueError, match="anchors"):
+        RelationalLoss(0.1)(x, x, torch.randn(10))

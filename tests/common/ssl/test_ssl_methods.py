@@ -8,7 +8,7 @@ import torch
 from common.augment import SensorAugment
 from common.fedalgo.registry import build_fed_algorithm
 from common.models import CNN1DEncoder
-from common.ssl import BYOL, METHODS, SimCLR, SimSiam, SSLMethod, build_method
+from common.ssl import BYOL, METHODS, FedX, SimCLR, SimSiam, SSLMethod, build_method
 from common.train import make_optimizer
 
 FEDAVG = build_fed_algorithm("fedavg")  # its split is the method's own
@@ -33,7 +33,7 @@ def _fixed_loss(method: SSLMethod, v1: torch.Tensor, v2: torch.Tensor) -> float:
         return float(method.training_loss(v1, v2))
 
 
-@pytest.mark.parametrize("name", ["simclr", "byol"])
+@pytest.mark.parametrize("name", ["simclr", "byol", "fedx"])
 def test_a_few_steps_lower_the_loss(name: str) -> None:
     method = build_method(name, _small_encoder())
     opt = make_optimizer(method, lr=3e-3)
@@ -58,7 +58,7 @@ def test_simclr_shares_everything() -> None:
 
 
 def test_registry_and_unknown_names() -> None:
-    assert METHODS == {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam}
+    assert METHODS == {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam, "fedx": FedX}
     assert build_method("simclr", _small_encoder()).name == "simclr"
     with pytest.raises(ValueError, match="byol"):
         build_method("moco", _small_encoder())
