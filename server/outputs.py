@@ -99,7 +99,18 @@ class RunOutputs:
         return row
 
     def checkpoint_path(self, server_round: int) -> Path:
-        return self.dir / "checkpoints" / f"round-{server_round:04d}.pt"
+        return checkpoint_path(self.dir, server_round)
+
+
+def checkpoint_path(run_dir: Path, server_round: int) -> Path:
+    """Where a run keeps the global model after ``server_round`` (0: the initial one)."""
+    return run_dir / "checkpoints" / f"round-{server_round:04d}.pt"
+
+
+def round_checkpoints(run_dir: Path) -> dict[int, Path]:
+    """A run folder's checkpoints by round, in round order."""
+    found = {int(p.stem.split("-")[1]): p for p in (run_dir / "checkpoints").glob("round-*.pt")}
+    return dict(sorted(found.items()))
 
 
 def _holds_data(path: Path) -> bool:

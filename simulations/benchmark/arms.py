@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import math
@@ -19,6 +18,7 @@ from common.config import RunConfig
 from common.eval.linear_probe import probe_encoder
 from common.eval.suite import evaluate_encoder
 from common.serialize import load_encoder
+from server.outputs import checkpoint_path, round_checkpoints
 from simulations.benchmark.baselines import raw_arm, ssl_pretrain, supervised_arm
 from simulations.benchmark.parts import Part, Parts, merge
 from simulations.benchmark.seeds import combine_trees, mean_curve
@@ -128,7 +128,7 @@ def _federated_arm(cfg: RunConfig, plan: dict[str, Any], fed_dir: Path, ray_addr
 
     seconds = simulate_federated(cfg, fed_dir, ray_address)
     curve = federated_curve(cfg, fed_dir, plan["curve_points"])
-    random_init = sorted(glob.glob(str(fed_dir / "checkpoints" / "round-*.pt")))[0]
+    random_init = checkpoint_path(fed_dir, 0)
     return {
         "seconds": {"federated": seconds},
         "curves": {"federated": [[c["round"], c["linear"]] for c in curve]},
@@ -161,11 +161,8 @@ def federated_curve(cfg: RunConfig, run_dir: Path, points: int = 0) -> list[dict
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     ended = np.cumsum([0.0] + [float(r.get("seconds", 0.0)) for r in rows if r.get("round")])
     curve = []
-    found = {
-        int(Path(p).stem.split("-")[1]): p
-        for p in glob.glob(str(run_dir / "checkpoints" / "round-*.pt"))
-    }
-    picked = thin_rounds(sorted(found), points)
+    found = round_checkpoints(run_dir)
+    picked = thin_rounds(list(found), points)
     log.info(
         "linear probe of %d of the %d round checkpoints in %s", len(picked), len(found), run_dir
     )
