@@ -67,20 +67,20 @@ def test_the_loss_is_the_local_and_global_terms_of_the_paper() -> None:
     method.eval()
     (a1, a2), (b1, b2) = _views(1), _views(2)
     # First step of the round: no anchors yet, so contrastive terms only.
-    got = float(method.training_loss(a1, a2))
+    got = method.training_loss(a1, a2).item()
     assert got == pytest.approx(_reference_loss(method, global_model, a1, a2, None), rel=1e-4)
     # Second step: the first step's view 1 are the anchors of both relational terms.
-    got = float(method.training_loss(b1, b2))
+    got = method.training_loss(b1, b2).item()
     assert got == pytest.approx(_reference_loss(method, global_model, b1, b2, a1), rel=1e-4)
 
 
 def test_without_a_global_model_only_the_local_terms_apply() -> None:
     method = _fedx().eval()
     (a1, a2), (b1, b2) = _views(1), _views(2)
-    assert float(method.training_loss(a1, a2)) == pytest.approx(
+    assert method.training_loss(a1, a2).item() == pytest.approx(
         _reference_loss(method, None, a1, a2, None), rel=1e-4
     )
-    assert float(method.training_loss(b1, b2)) == pytest.approx(
+    assert method.training_loss(b1, b2).item() == pytest.approx(
         _reference_loss(method, None, b1, b2, a1), rel=1e-4
     )
 
@@ -109,6 +109,6 @@ def test_the_teacher_is_frozen_and_never_shared_or_saved() -> None:
     # The next round's global model replaces it, and the anchors start afresh.
     method.on_global_update()
     assert method.teacher is not teacher
-    assert float(method.eval().training_loss(*_views(7))) == pytest.approx(
+    assert method.eval().training_loss(*_views(7)).item() == pytest.approx(
         _reference_loss(method, copy.deepcopy(method), *_views(7), None), rel=1e-4
     )
