@@ -59,9 +59,10 @@ class FedX(SSLMethod):
         self.predictor = PredictionHead(proj_out_dim, pred_hidden_dim, proj_out_dim, norm=pred_norm)
         self.contrast = NTXentLoss(temperature)
         self.relation = RelationalLoss(temperature)
-        # Held outside the module tree: not in the state dict, never shared or saved.
+        # Held outside the module tree (a module attribute would register it): not in the
+        # state dict, never shared or saved. A plain tensor attribute is not registered.
         self._teacher: list[nn.Module] = []
-        self._anchors: list[Tensor] = []
+        self._anchors: Tensor | None = None
 
     @property
     def teacher(self) -> nn.Module | None:
@@ -74,14 +75,14 @@ class FedX(SSLMethod):
         for p in teacher.parameters():
             p.requires_grad_(False)
         self._teacher[:] = [teacher]
-        self._anchors.clear()
+        self._anchors = None
 
     def training_loss(self, v1: Tensor, v2: Tensor) -> Tensor:
         if v1.shape != v2.shape:
             raise ValueError(f"views must have equal shapes, got {v1.shape}, {v2.shape}")
         n = v1.shape[0]
-        anchors = self._anchors[0] if self._anchors else v1[:0]
-        if anchors.shape[1:] != v1.shape[1:]:
+        anchors = self._anchors
+        if anchors is None or anchors.shape[1:] != v1.shape[1:]:
             anchors = v1[:0]
         # One forward pass over views and anchors: the projector's batch statistics see all.
         z = self.projector(self.encoder(torch.cat([v1, v2, anchors], dim=0)))
@@ -92,7 +93,7 @@ class FedX(SSLMethod):
         teacher = self.teacher
         if teacher is not None:
             loss = loss + self._global_terms(teacher, v2, anchors, z1, z2)
-        self._anchors[:] = [v1.detach()]
+        self._anchors = v1.detach()
         return loss
 
     def _global_terms(
