@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
 import common.cli_clock  # noqa: F401 (first: the command's start time)
 from common.config import ConfigError
 from common.environment import apply_safe_env
-from common.errors import EXIT_BAD_INPUT, FedsslError
+from common.errors import EXIT_BAD_INPUT, EXIT_SIGNAL_BASE, FedsslError
 from common.run_options import in_user_terms
 
 # name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = in_user_terms(exc, args) if isinstance(exc, ConfigError) else str(exc)
         print(f"fedssl {args.command}: error: {text}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C: the user knows why, a traceback tells them nothing
+        print(f"\nfedssl {args.command}: stopped by SIGINT", file=sys.stderr)
+        return EXIT_SIGNAL_BASE + signal.SIGINT
 
 
 if __name__ == "__main__":

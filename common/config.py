@@ -301,7 +301,7 @@ class RunConfig:
     )
     resume: bool = option(
         False,
-        "continue the run in out-dir from its last good checkpoint; fedssl server sets it when --out holds an unfinished run",
+        "continue the run in out-dir from its last good checkpoint; fedssl server sets it when --out holds an unfinished run, fedssl simulate with --resume",
         internal=True,
     )
     # Central differential privacy (DP-FedAvg, McMahan et al. 2018; common/privacy).

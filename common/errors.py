@@ -12,6 +12,7 @@ EXIT_ERROR = 1  # a failure at run time (a process died, an export did not match
 EXIT_BAD_INPUT = 2  # bad options, configuration, data or files; reported before work starts
 EXIT_FAILED_ROUNDS = 3  # more rounds failed than max-failed-rounds allows
 EXIT_GROWTH = 4  # simulations.bench.load --check: memory or open files grew
+EXIT_SIGNAL_BASE = 128  # + the signal's number: stopped by SIGINT (130) or SIGTERM (143)
 
 
 class FedsslError(Exception):

@@ -1,5 +1,6 @@
 """Child processes of the fedssl daemons: started in their own session, their output
-relayed line by line, stopped as a group (only what the daemon itself started)."""
+relayed line by line, stopped as a group (only what the daemon itself started); and
+how a command stops on SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 LineHook = Callable[[str], None]
 PR_SET_PDEATHSIG = 1
@@ -222,3 +225,48 @@ class StopFlag:
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.signal_name = signal.Signals(signum).name
         self.event.set()
+
+
+class StopSignal(BaseException):
+    """SIGINT or SIGTERM arrived while a command ran code it cannot poll a ``StopFlag``
+    in (a library's main loop). A ``BaseException``, as ``KeyboardInterrupt`` is, so
+    that the library's ``except Exception`` lets it through to the command."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+
+
+@contextmanager
+def stop_signals_raise(on_stop: Callable[[], None] | None = None) -> Iterator[None]:
+    """Within the block, the first SIGINT or SIGTERM calls ``on_stop`` and raises
+    ``StopSignal`` in the main thread; any later one is ignored, so that the command's
+    clean-up runs to its end. The previous handlers are back after the block."""
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in sigs}
+
+    def first(signum: int, frame: FrameType | None) -> None:
+        for sig in sigs:
+            signal.signal(sig, signal.SIG_IGN)
+        if on_stop is not None:
+            on_stop()
+        raise StopSignal(signum)
+
+    for sig in sigs:
+        signal.signal(sig, first)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def exit_at_once(code: int) -> NoReturn:
+    """Flush the logs and the console, then end the process without waiting for its
+    other threads: a library that was stopped mid-run (Flower's simulation) leaves
+    non-daemon threads blocked for good, and a normal exit would wait on them forever."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

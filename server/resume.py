@@ -9,8 +9,11 @@ warning naming it) and the rounds after the previous good one are redone.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +22,8 @@ from common.serialize import CheckpointError, checkpoint_shared_arrays
 from server.outputs import RunOutputs
 
 log = logging.getLogger("fedssl.server")
+
+RESOLVED_CLIENTS = "resolved-clients"  # config.json's one key that is not a run-config key
 
 # Keys a resumed run may change: where it lives, how long it runs, how it tolerates
 # failures, how many devices it waits for. Anything else would mix two different experiments in one record.
@@ -37,6 +42,24 @@ class ResumePoint:
     next_round: int  # the first round to run
     arrays: list[np.ndarray]  # the global shared state to start it from
     checkpoint_round: int  # the round whose checkpoint provided ``arrays``
+
+
+def unfinished_run_config(out: Path) -> dict[str, Any] | None:
+    """The run-config keys of the unfinished run in ``out``; None when ``out`` holds no
+    run. A finished run is refused: its record is complete."""
+    if (out / "summary.json").exists():
+        raise ConfigError(f"--out {out} holds a finished run; choose a new folder")
+    path = out / "config.json"
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the run's config ({exc})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path}: not a JSON object of run-config keys")
+    saved.pop(RESOLVED_CLIENTS, None)
+    return saved
 
 
 def check_same_run(saved: dict[str, object], cfg: RunConfig) -> None:

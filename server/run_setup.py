@@ -16,7 +16,7 @@ from common.local_round import initial_global_arrays
 from common.messages import training_config
 from common.server_opt import ServerOptConfig
 from server.outputs import RunOutputs
-from server.resume import check_same_run, find_resume_point
+from server.resume import RESOLVED_CLIENTS, check_same_run, find_resume_point
 from server.strategy import DeltaFedAvg
 
 log = logging.getLogger("fedssl.server")
@@ -70,7 +70,7 @@ def prepare_run(cfg: RunConfig) -> RunSetup:
         if cfg.server_momentum > 0 or cfg.server_optimizer != "fedavg":
             log.warning("resume: the server optimizer's state restarts from zero")
     out.write_json(
-        "config.json", {**cfg.replace(resume=False).to_flat(), "resolved-clients": n_clients}
+        "config.json", {**cfg.replace(resume=False).to_flat(), RESOLVED_CLIENTS: n_clients}
     )
     n_eval = 0 if cfg.node_data else eval_client_count(cfg)
     label_range, eval_classes = eval_labels(cfg)

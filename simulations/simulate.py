@@ -2,7 +2,8 @@
 
 Every simulated client is a Flower SuperNode whose ClientApp runs in a Ray actor;
 the ServerApp runs the same code as in deployment. Config errors and data errors
-are reported before Ray starts.
+are reported before Ray starts. SIGINT or SIGTERM stops a run cleanly (Ray shut down,
+every finished round kept), and ``--resume`` continues it from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from common.cli_clock import STARTED
 from common.config_checks import check_names, check_secagg_cohort
-from common.errors import EXIT_FAILED_ROUNDS, EXIT_OK
+from common.config_values import ConfigError
+from common.errors import EXIT_FAILED_ROUNDS, EXIT_OK, EXIT_SIGNAL_BASE
+from common.processes import StopSignal, exit_at_once, stop_signals_raise
 from common.threads import THREADS_ENV
 
 if TYPE_CHECKING:
@@ -58,12 +61,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--out", default="", help="output folder (default: runs/DATASET-METHOD-TIMESTAMP)"
     )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the stopped run in --out after its last finished round, with the "
+        "options it was started with (flags may change --rounds, --secagg-timeout and "
+        "--max-failed-rounds only)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     from common.run_options import config_from_args as build
     from server.run import default_out_dir
 
+    if args.resume:
+        return _resume_config(args)
     cfg = build(args, set_items=args.set, config_file=args.config)
     out = (
         Path(args.out) if args.out else (Path(cfg.out_dir) if cfg.out_dir else default_out_dir(cfg))
@@ -71,18 +83,37 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return cfg.replace(out_dir=str(out.expanduser().resolve()))
 
 
+def _resume_config(args: argparse.Namespace) -> RunConfig:
+    """The stopped run's own config, with the flags given now on top; a run that is
+    missing, finished or would change is refused here, before Ray starts."""
+    from common.run_options import config_from_args as build
+    from server.resume import check_same_run, unfinished_run_config
+
+    if not args.out:
+        raise ConfigError("--resume needs --out: the folder of the stopped run")
+    out = Path(args.out).expanduser().resolve()
+    saved = unfinished_run_config(out)
+    if saved is None:
+        raise ConfigError(f"--resume: {out} holds no run to continue (no config.json)")
+    cfg = build(args, defaults=saved, set_items=args.set, config_file=args.config)
+    cfg = cfg.replace(out_dir=str(out), resume=True)
+    check_same_run(saved, cfg)
+    return cfg
+
+
 def preflight(cfg: RunConfig) -> int:
     """Check names, the output folder, the data, its partition and SecAgg+ limits before
     any process starts; return the number of simulated nodes."""
     from common.client_data import client_indices, eval_client_count
-    from common.config import ConfigError
     from common.data.partition import MIN_CLIENT_SAMPLES
     from server.outputs import RUN_FILES
 
     check_names(cfg)
     out = Path(cfg.out_dir)
-    if any((out / name).exists() for name in RUN_FILES):
-        raise ConfigError(f"--out {out} already holds a run; choose a new folder")
+    if not cfg.resume and any((out / name).exists() for name in RUN_FILES):
+        raise ConfigError(
+            f"--out {out} already holds a run; choose a new folder (or --resume a stopped one)"
+        )
     parts = client_indices(cfg)
     too_small = [i for i, p in enumerate(parts) if len(p) < MIN_CLIENT_SAMPLES]
     if too_small:
@@ -136,15 +167,18 @@ def simulate(
     )
     use_single_pass_delivery()  # one walk of the link state per sweep, not one per node
     failed_msg = None
-    try:
-        run_simulation(
-            server_app=make_server_app(cfg),
-            client_app=client_app,
-            num_supernodes=n_nodes,
-            backend_config=backend,  # type: ignore[arg-type]
-        )
-    except RunFailedError as exc:
-        failed_msg = str(exc)
+    with stop_signals_raise(on_stop=_flower_console_off):
+        try:
+            run_simulation(
+                server_app=make_server_app(cfg),
+                client_app=client_app,
+                num_supernodes=n_nodes,
+                backend_config=backend,  # type: ignore[arg-type]
+            )
+        except RunFailedError as exc:
+            failed_msg = str(exc)
+        except StopSignal as stop:
+            _stopped(cfg, stop, log)
     summary_path = Path(cfg.out_dir) / "summary.json"
     if not summary_path.is_file():
         raise RunFailedError(f"the run ended without a summary ({summary_path}); see {chatter}")
@@ -153,6 +187,30 @@ def simulate(
         print(f"fedssl simulate: run FAILED: {failed_msg}", file=sys.stderr)
         return EXIT_FAILED_ROUNDS
     return EXIT_OK
+
+
+def _stopped(cfg: RunConfig, stop: StopSignal, log: logging.Logger) -> NoReturn:
+    """Say what is kept and how to go on, make sure Ray is down, and end the process."""
+    import ray
+
+    from server.outputs import RunOutputs
+
+    out = Path(cfg.out_dir)
+    try:
+        rows = RunOutputs(out, resume=True).rows
+    except ConfigError:  # stopped before the run wrote its config: nothing to resume
+        rows = []
+    done = [r["round"] for r in rows if r.get("completed")]
+    if (out / "config.json").is_file():
+        last = max(done, default=0)
+        kept = {0: "no round finished", 1: "round 1 is kept"}.get(last, f"rounds 1-{last} are kept")
+        hint = f"continue with: fedssl simulate --resume --out {out}"
+        log.warning("stopped by %s; %s in %s; %s", stop.signal_name, kept, out, hint)
+    else:
+        log.warning("stopped by %s before round 1; nothing to resume", stop.signal_name)
+    if ray.is_initialized():  # Flower shuts Ray down itself once its runtime has started
+        ray.shutdown()
+    exit_at_once(EXIT_SIGNAL_BASE + stop.signum)
 
 
 def _simulation_env(cfg: RunConfig, cpus: float) -> None:
@@ -187,6 +245,14 @@ def _flower_to_file(path: Path) -> Path:
     flwr_log.setLevel(logging.INFO)
     flwr_log.propagate = False
     return path
+
+
+def _flower_console_off() -> None:
+    """A stopped run's in-flight messages fail in Flower's workers as Ray goes down:
+    expected, so they go to Flower's log file only."""
+    for handler in logging.getLogger("flwr").handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.CRITICAL + 1)
 
 
 def print_summary(summary: dict[str, Any], total: float) -> None:

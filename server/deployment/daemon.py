@@ -11,7 +11,6 @@ starting it again with the same ``--out`` resumes after the last recorded round.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -159,14 +158,11 @@ def run(args: argparse.Namespace) -> int:
 def _prepare_out(cfg: RunConfig) -> bool:
     """True when ``out-dir`` holds an unfinished run to resume (checked here, before any
     process starts, so a changed config is refused at once)."""
-    from server.resume import check_same_run
+    from server.resume import check_same_run, unfinished_run_config
 
-    out = Path(cfg.out_dir)
-    if (out / "summary.json").exists():
-        raise ConfigError(f"--out {out} holds a finished run; choose a new folder")
-    if not (out / "config.json").exists():
+    saved = unfinished_run_config(Path(cfg.out_dir))
+    if saved is None:
         return False
-    saved = json.loads((out / "config.json").read_text())
     probe = cfg.replace(max_weight=saved.get("max-weight", cfg.max_weight))
     check_same_run(saved, probe)
     return True

@@ -10,6 +10,7 @@ raw inputs. Writes ``results.json``, ``results.md`` and PNG plots.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --out: the folder of the stopped benchmark")
     out = Path(args.out or f"runs/benchmark-{cfg.dataset.split(':')[0]}-{stamp}").resolve()
     parts = Parts(out, cfg, plan, resume=args.resume)
-    results = run_arms(cfg, plan, out, parts, ray_address=args.ray_address)
+    try:
+        results = run_arms(cfg, plan, out, parts, ray_address=args.ray_address)
+    except KeyboardInterrupt:
+        logging.getLogger("fedssl.benchmark").warning(
+            "stopped: the finished arms are kept in %s; `fedssl benchmark --resume --out %s` "
+            "with the same options runs the rest",
+            out / "parts",
+            out,
+        )
+        raise
     print(write_report(results, out))
     print(f"\nfedssl benchmark: results in {out}")
     return EXIT_OK

@@ -28,9 +28,13 @@ def check_rounds_against_fedavg(
     cfg: RunConfig,
     trained: dict[int, set[int]],
     kept: dict[int, set[int] | None],
+    *,
+    state_restarts_at: int | None = None,
 ) -> None:
     """Per round (in order): ``trained`` are the clients that trained, ``kept`` the ones
-    the aggregate must hold (None: the round aborted and left no checkpoint)."""
+    the aggregate must hold (None: the round aborted and left no checkpoint). From round
+    ``state_restarts_at`` on, the clients start again without their local state (a
+    resumed simulation's clients are new processes)."""
     torch.set_num_threads(1)  # the simulated clients train with one thread each
     n_clients = 1 + max(max(s, default=0) for s in trained.values())
     xs = [client_inputs(cfg, pid) for pid in range(n_clients)]
@@ -38,6 +42,8 @@ def check_rounds_against_fedavg(
     states: list[bytes | None] = [None] * n_clients
     start = checkpoint_shared_arrays(out / "checkpoints" / "round-0000.pt")
     for rnd in sorted(trained):
+        if rnd == state_restarts_at:
+            states = [None] * n_clients
         results: dict[int, LocalRoundResult] = {}
         for pid in sorted(trained[rnd]):
             res = run_local_round(
