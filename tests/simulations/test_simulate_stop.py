@@ -20,10 +20,10 @@ from procfs import children, ended
 
 from common.config import RunConfig
 
-ROUNDS = 3
+ROUNDS = 2
 ARGS = [
     "--dataset", "digits", "--clients", "3", "--rounds", str(ROUNDS), "--local-epochs", "1",
-    "--batch-size", "64", "--seed", "5", "--no-evaluate",
+    "--batch-size", "64", "--seed", "5", "--no-evaluate", "--evaluate-every", "0",
 ]  # fmt: skip
 
 
@@ -95,7 +95,7 @@ def test_a_stopped_simulation_ends_at_once_and_resumes(tmp_path: Path) -> None:
     assert json.loads((out / "summary.json").read_text())["rounds_completed"] == ROUNDS
     cfg = RunConfig(
         dataset="digits", num_clients=3, num_server_rounds=ROUNDS, local_epochs=1,
-        batch_size=64, seed=5, evaluate=False,
+        batch_size=64, seed=5, evaluate=False, evaluate_every=0,
     )  # fmt: skip
     everyone = {rnd: {0, 1, 2} for rnd in range(1, ROUNDS + 1)}
     restart = len(kept) + 1
