@@ -163,3 +163,19 @@ def test_benchmark_refuses_bad_lists(
 
 def _rows(run_dir: Path) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_stopped_benchmark_says_how_to_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import simulations.benchmark.arms
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulations.benchmark.arms, "run_arms", ctrl_c)
+    out = tmp_path / "b"
+    code, err = run_main(["benchmark", *QUICK, "--out", str(out)], capsys, monkeypatch)
+    assert code == 130, err[-2000:]
+    assert f"fedssl benchmark --resume --out {out}" in err and "Traceback" not in err
+    assert err.rstrip().endswith("fedssl benchmark: stopped by SIGINT")
