@@ -187,7 +187,7 @@ def simulate(
     summary_path = Path(cfg.out_dir) / "summary.json"
     if not summary_path.is_file():
         raise RunFailedError(f"the run ended without a summary ({summary_path}); see {chatter}")
-    print_summary(json.loads(summary_path.read_text()), time.monotonic() - STARTED)
+    print_summary(json.loads(summary_path.read_text()), time.monotonic() - STARTED, cfg.resume)
     if failed_msg:
         print(f"fedssl simulate: run FAILED: {failed_msg}", file=sys.stderr)
         return EXIT_FAILED_ROUNDS
@@ -260,15 +260,17 @@ def _flower_console_off() -> None:
             handler.setLevel(logging.CRITICAL + 1)
 
 
-def print_summary(summary: dict[str, Any], total: float) -> None:
-    """The run's outcome; ``seconds`` is the run itself (summary.json's figure), ``total``
-    everything since the command started (imports, Ray's start-up, the probe)."""
+def print_summary(summary: dict[str, Any], total: float, resumed: bool = False) -> None:
+    """The run's outcome; ``seconds`` is the run itself (summary.json's figure; of a
+    resumed run, the part since it resumed), ``total`` everything since the command
+    started (imports, Ray's start-up, the probe)."""
     lines = [
         "",
         f"fedssl: {summary['status']} — {summary['rounds_completed']} rounds completed, "
         f"{summary['rounds_failed']} failed "
         f"({'SecAgg+' if summary['secure_aggregation'] else 'plain FedAvg'}); "
-        f"the run took {summary['seconds']:.0f} s, {total:.0f} s in all",
+        f"the {'resumed part' if resumed else 'run'} took {summary['seconds']:.0f} s, "
+        f"{total:.0f} s in all",
     ]
     probe = summary.get("linear_probe") or {}
     if "federated" in probe:

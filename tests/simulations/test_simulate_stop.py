@@ -91,6 +91,7 @@ def test_a_stopped_simulation_ends_at_once_and_resumes(tmp_path: Path) -> None:
     resumed = run_cli("simulate", "--resume", "--out", str(out), timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming {out} at round {len(kept) + 1}" in resumed.stderr
+    assert "the resumed part took" in resumed.stdout
     assert [r["round"] for r in _rows(out)] == list(range(1, ROUNDS + 1))
     assert json.loads((out / "summary.json").read_text())["rounds_completed"] == ROUNDS
     cfg = RunConfig(
