@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from common.config import RunConfig
-from simulations.benchmark.parts import finished_run_seconds
+from simulations.benchmark.parts import finished_run_seconds, stopped_run
 
 log = logging.getLogger("fedssl.benchmark")
 
@@ -30,7 +30,8 @@ def simulate_federated(cfg: RunConfig, out: Path, ray_address: str = "") -> floa
     the server's probe nor the devices' evaluation: the benchmark scores every arm
     itself, and their time would count against the federated arm. A finished run of the
     same config already in ``out`` (a resumed benchmark) is kept, and its own seconds
-    returned."""
+    returned; a stopped one is resumed (``fedssl simulate --resume``), and its rounds'
+    seconds returned."""
     run_cfg = cfg.replace(
         secagg_timeout=SIMULATION_SECAGG_TIMEOUT_S,
         evaluate=False,
@@ -42,13 +43,22 @@ def simulate_federated(cfg: RunConfig, out: Path, ray_address: str = "") -> floa
     if seconds is not None:
         log.info("reusing the finished federated run in %s", out)
         return seconds
-    if out.exists():  # stopped before it finished: keep it aside, run it again
+    if stopped_run(out, config, run_cfg):
+        log.info("resuming the stopped federated run in %s", out)
+        _simulate(["--resume", "--out", str(out)], ray_address)
+        return rounds_seconds(out)
+    if out.exists():  # stopped before it recorded its config, or another config: run again
         aside = out.with_name(f"{out.name}.stopped-{time.strftime('%Y%m%d-%H%M%S')}")
-        log.warning("%s holds no finished run of this config; moved to %s", out, aside)
+        log.warning("%s holds no run of this config to resume; moved to %s", out, aside)
         out.rename(aside)
     out.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(json.dumps(run_cfg.to_flat(), indent=2) + "\n")
-    cmd = [sys.executable, "-m", "common.cli", "simulate", "--config", str(config)]
+    return _simulate(["--config", str(config)], ray_address)
+
+
+def _simulate(args: list[str], ray_address: str) -> float:
+    """``fedssl simulate ARGS`` in a child process; its wall seconds."""
+    cmd = [sys.executable, "-m", "common.cli", "simulate", *args]
     if ray_address:
         cmd += ["--ray-address", ray_address]
     t0 = time.perf_counter()
@@ -56,3 +66,10 @@ def simulate_federated(cfg: RunConfig, out: Path, ray_address: str = "") -> floa
     if proc.returncode != 0:
         raise RuntimeError(f"federated run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return time.perf_counter() - t0
+
+
+def rounds_seconds(run_dir: Path) -> float:
+    """The rounds' own seconds, summed: the time of a run that ran in parts (a resumed
+    one), without the start-ups of its parts."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return float(sum(r.get("seconds", 0.0) for r in rows))

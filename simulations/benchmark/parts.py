@@ -103,20 +103,35 @@ def _check_same(saved: dict[str, Any], new: dict[str, Any]) -> None:
 
 def finished_run_seconds(run_dir: Path, config: Path, run_cfg: RunConfig) -> float | None:
     """The seconds of the finished simulation in ``run_dir`` if it was started from the
-    config file ``config`` and that equals ``run_cfg`` (keys the file lacks, being newer
-    than it, are taken at their defaults); None otherwise."""
+    config file ``config`` and that equals ``run_cfg``; None otherwise."""
     summary = _read_json(run_dir / "summary.json")
+    if not summary or summary.get("status") != "completed":
+        return None
+    if not (run_dir / "encoder.pt").is_file() or not _started_as(config, run_cfg):
+        return None
+    return float(summary["seconds"])
+
+
+def stopped_run(run_dir: Path, config: Path, run_cfg: RunConfig) -> bool:
+    """Whether ``run_dir`` holds a simulation of ``run_cfg`` that was stopped before it
+    finished but after it recorded its config (``fedssl simulate --resume`` continues it)."""
+    started = (run_dir / "config.json").is_file() and (run_dir / "metrics.jsonl").is_file()
+    return started and not (run_dir / "summary.json").exists() and _started_as(config, run_cfg)
+
+
+def _started_as(config: Path, run_cfg: RunConfig) -> bool:
+    """Whether the config file ``config`` equals ``run_cfg`` but for where the run lives
+    (a benchmark folder may have moved); keys the file lacks, being newer than it, are
+    taken at their defaults."""
     saved = _read_json(config)
-    if not summary or summary.get("status") != "completed" or not saved:
-        return None
-    if not (run_dir / "encoder.pt").is_file():
-        return None
+    if not isinstance(saved, dict):
+        return False
     known = {config_key(f.name) for f in fields(RunConfig)}
     try:
         old = RunConfig.from_flat({k: v for k, v in saved.items() if k in known})
     except ConfigError:
-        return None
-    return float(summary["seconds"]) if old == run_cfg else None
+        return False
+    return old.replace(out_dir=run_cfg.out_dir) == run_cfg
 
 
 def _read_json(path: Path) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.config import ConfigError, RunConfig
-from simulations.benchmark.parts import Parts, finished_run_seconds, merge
+from simulations.benchmark.parts import Parts, finished_run_seconds, merge, stopped_run
 
 PLAN = {"pretrain_seeds": [0, 1], "fractions": [0.01], "seeds": [0]}
 
@@ -91,3 +91,20 @@ def test_a_finished_federated_run_is_kept_only_for_the_same_config(tmp_path: Pat
     assert finished_run_seconds(tmp_path, config, cfg.replace(seed=1)) is None
     (tmp_path / "summary.json").write_text(json.dumps({"status": "failed"}))
     assert finished_run_seconds(tmp_path, config, cfg) is None
+
+
+def test_a_stopped_federated_run_is_resumed_only_for_the_same_config(tmp_path: Path) -> None:
+    cfg = RunConfig(dataset="digits", out_dir=str(tmp_path))
+    config = tmp_path / "run-config.json"
+    config.write_text(json.dumps(cfg.to_flat()))
+    assert not stopped_run(tmp_path, config, cfg)  # nothing recorded yet: run it again
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_flat()))  # the run's own record
+    (tmp_path / "metrics.jsonl").write_text('{"round": 1, "completed": true}\n')
+    assert stopped_run(tmp_path, config, cfg)
+    assert stopped_run(tmp_path, config, cfg.replace(out_dir="/moved"))  # where, not what
+    assert not stopped_run(tmp_path, config, cfg.replace(seed=1))
+    config.write_text("{not json")
+    assert not stopped_run(tmp_path, config, cfg)
+    config.write_text(json.dumps(cfg.to_flat()))
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "failed"}))
+    assert not stopped_run(tmp_path, config, cfg)  # it ended: not a stopped run
