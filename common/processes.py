@@ -259,7 +259,8 @@ def stop_signals_raise(on_stop: Callable[[], None] | None = None) -> Iterator[No
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # None: set outside Python, nothing to give back
+                signal.signal(sig, handler)
 
 
 def exit_at_once(code: int) -> NoReturn:
