@@ -18,13 +18,14 @@ from common.atomic import atomic_write_bytes
 from common.config import ConfigError
 from server.round_outcome import RoundOutcome
 
-RUN_FILES = ("metrics.jsonl", "summary.json", "encoder.pt", "config.json")
+METRICS_FILE = "metrics.jsonl"
+RUN_FILES = (METRICS_FILE, "summary.json", "encoder.pt", "config.json")
 
 
 class RunOutputs:
     def __init__(self, out_dir: str | Path, *, resume: bool = False) -> None:
         self.dir = Path(out_dir).expanduser().resolve()
-        self.metrics_path = self.dir / "metrics.jsonl"
+        self.metrics_path = self.dir / METRICS_FILE
         self.rows: list[dict[str, Any]] = []
         if resume:
             self._open_existing()
@@ -44,15 +45,9 @@ class RunOutputs:
         if (self.dir / "summary.json").exists():
             raise ConfigError(f"resume: the run in {self.dir} has already finished")
         (self.dir / "checkpoints").mkdir(exist_ok=True)
-        if self.metrics_path.exists():
-            lines = self.metrics_path.read_text().splitlines()
-            for line in lines:
-                try:
-                    self.rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a torn last line from a killed server: rounds after it are redone
-            if len(self.rows) < len([x for x in lines if x.strip()]):
-                self.truncate(self.rows[-1]["round"] if self.rows else 0)  # drop the torn tail
+        self.rows, torn = _parse_rows(self.metrics_path)
+        if torn:  # rounds after a killed server's torn last line are redone
+            self.truncate(self.rows[-1]["round"] if self.rows else 0)
 
     def truncate(self, last_round: int) -> None:
         """Forget rounds after ``last_round`` (their checkpoint was lost or corrupt)."""
@@ -111,6 +106,26 @@ def round_checkpoints(run_dir: Path) -> dict[int, Path]:
     """A run folder's checkpoints by round, in round order."""
     found = {int(p.stem.split("-")[1]): p for p in (run_dir / "checkpoints").glob("round-*.pt")}
     return dict(sorted(found.items()))
+
+
+def read_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """A run folder's ``metrics.jsonl``, one dict per round, read only (the run may still
+    be writing it): the rows before a torn last line; none when there is no file."""
+    return _parse_rows(run_dir / METRICS_FILE)[0]
+
+
+def _parse_rows(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The rows up to the first that does not parse, and whether one did not (torn)."""
+    if not path.exists():
+        return [], False
+    lines = path.read_text().splitlines()
+    rows: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows, len(rows) < len([x for x in lines if x.strip()])
 
 
 def _holds_data(path: Path) -> bool:

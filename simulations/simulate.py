@@ -198,16 +198,11 @@ def _stopped(cfg: RunConfig, stop: StopSignal, log: logging.Logger) -> NoReturn:
     """Say what is kept and how to go on, make sure Ray is down, and end the process."""
     import ray
 
-    from server.outputs import RunOutputs
+    from server.outputs import read_rows
 
     out = Path(cfg.out_dir)
-    try:
-        rows = RunOutputs(out, resume=True).rows
-    except ConfigError:  # stopped before the run wrote its config: nothing to resume
-        rows = []
-    done = [r["round"] for r in rows if r.get("completed")]
     if (out / "config.json").is_file():
-        last = max(done, default=0)
+        last = max((r["round"] for r in read_rows(out) if r.get("completed")), default=0)
         kept = {0: "no round finished", 1: "round 1 is kept"}.get(last, f"rounds 1-{last} are kept")
         hint = f"continue with: fedssl simulate --resume --out {out}"
         log.warning("stopped by %s; %s in %s; %s", stop.signal_name, kept, out, hint)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -18,7 +17,7 @@ from common.config import RunConfig
 from common.eval.linear_probe import probe_encoder
 from common.eval.suite import evaluate_encoder
 from common.serialize import load_encoder
-from server.outputs import checkpoint_path, round_checkpoints
+from server.outputs import checkpoint_path, read_rows, round_checkpoints
 from simulations.benchmark.baselines import raw_arm, ssl_pretrain, supervised_arm
 from simulations.benchmark.parts import Part, Parts, merge
 from simulations.benchmark.seeds import combine_trees, mean_curve
@@ -158,7 +157,7 @@ def federated_curve(cfg: RunConfig, run_dir: Path, points: int = 0) -> list[dict
     """A finished run's linear probe after its rounds (round 0: the random init; every
     round, or ``points`` of them as ``thin_rounds`` picks), with the wall seconds its
     rounds had taken by then (their own durations, summed)."""
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_rows(run_dir)
     ended = np.cumsum([0.0] + [float(r.get("seconds", 0.0)) for r in rows if r.get("round")])
     curve = []
     found = round_checkpoints(run_dir)

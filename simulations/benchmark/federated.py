@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from common.config import RunConfig
+from server.outputs import read_rows
 from simulations.benchmark.parts import finished_run_seconds, stopped_run
 
 log = logging.getLogger("fedssl.benchmark")
@@ -71,5 +72,4 @@ def _simulate(args: list[str], ray_address: str) -> float:
 def rounds_seconds(run_dir: Path) -> float:
     """The rounds' own seconds, summed: the time of a run that ran in parts (a resumed
     one), without the start-ups of its parts."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return float(sum(r.get("seconds", 0.0) for r in rows))
+    return float(sum(r.get("seconds", 0.0) for r in read_rows(run_dir)))

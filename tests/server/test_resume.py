@@ -14,7 +14,7 @@ import torch
 from common.config import ConfigError, RunConfig
 from common.local_round import encoder_from_arrays, initial_global_arrays
 from common.serialize import save_encoder
-from server.outputs import RunOutputs
+from server.outputs import RunOutputs, read_rows
 from server.resume import MUTABLE_KEYS, check_same_run, find_resume_point
 from server.round_outcome import RoundOutcome
 
@@ -273,6 +273,10 @@ def test_torn_last_metrics_line_is_ignored(
     _save(cfg, out.checkpoint_path(3), _arrays_of_round(init, 3), 3)
     with open(out.metrics_path, "a") as fh:  # killed half-way through round 3's row
         fh.write('{"round": 3, "secure_aggregation": false, "compl')
+    torn = out.metrics_path.read_bytes()
+    # Read only (a stopped simulation reports its rounds while the run may still write):
+    assert [r["round"] for r in read_rows(tmp_path / "run")] == [1, 2]
+    assert out.metrics_path.read_bytes() == torn
     reopened = RunOutputs(tmp_path / "run", resume=True)
     assert [r["round"] for r in reopened.rows] == [1, 2]
     point = find_resume_point(reopened)
