@@ -63,10 +63,11 @@ def unfinished_run_config(out: Path) -> dict[str, Any] | None:
 
 
 def check_same_run(saved: dict[str, object], cfg: RunConfig) -> None:
+    """Refuse a resumed config that changes any key but ``MUTABLE_KEYS``; ``num-clients``
+    only where devices bring their own data: otherwise it decides how the data is split."""
     new = cfg.to_flat()
-    changed = sorted(
-        k for k, v in new.items() if k not in MUTABLE_KEYS and k in saved and saved[k] != v
-    )
+    mutable = MUTABLE_KEYS if cfg.node_data else MUTABLE_KEYS - {"num-clients"}
+    changed = sorted(k for k, v in new.items() if k not in mutable and k in saved and saved[k] != v)
     if changed:
         diffs = ", ".join(f"{k}: {saved[k]!r} -> {new[k]!r}" for k in changed)
         raise ConfigError(f"resume: the config differs from the saved run's ({diffs})")

@@ -320,11 +320,19 @@ def test_same_config_is_accepted(cfg: RunConfig) -> None:
         {"secagg_timeout": 30.0},
         {"out_dir": "/elsewhere"},
         {"resume": True, "out_dir": "/elsewhere"},
-        {"num_clients": 4},  # a device joined between restarts
     ],
 )
 def test_mutable_keys_may_change(cfg: RunConfig, changes: dict[str, object]) -> None:
     check_same_run(cfg.to_flat(), cfg.replace(**changes))
+
+
+def test_the_client_count_may_change_only_where_devices_bring_their_data(
+    cfg: RunConfig,
+) -> None:
+    deployed = cfg.replace(node_data=True)
+    check_same_run(deployed.to_flat(), deployed.replace(num_clients=4))  # a device joined
+    with pytest.raises(ConfigError, match="num-clients: 0 -> 4"):  # the split would change
+        check_same_run(cfg.to_flat(), cfg.replace(num_clients=4))
 
 
 @pytest.mark.parametrize(

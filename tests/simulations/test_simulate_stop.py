@@ -122,7 +122,7 @@ def _saved_run(out: Path, *, finished: bool) -> None:
         ("no run", ["--out", "{empty}"], "holds no run to continue"),
         ("finished", ["--out", "{finished}"], "holds a finished run"),
         ("changed", ["--out", "{stopped}", "--lr", "0.01"], "learning-rate: 0.001 -> 0.01"),
-        ("other split", ["--out", "{stopped}", "--clients", "4"], "--clients 4 differs"),
+        ("other split", ["--out", "{stopped}", "--clients", "4"], "num-clients: 3 -> 4"),
     ],
 )
 def test_resume_refuses_what_it_cannot_continue(
