@@ -235,7 +235,10 @@ class StopSignal(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-        self.signal_name = signal.Signals(signum).name
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
 
 
 @contextmanager
